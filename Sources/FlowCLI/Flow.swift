@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct Flow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flow",
+        abstract: "Run, check and explore Flow workflow scripts.",
+        discussion: "Exit status: 0 on success, 65 when a script has static errors (nothing ran), 70 when it failed while running, 64 for bad command-line usage, 66 when a file cannot be read.",
+        version: FlowVersion.current,
+        subcommands: [Run.self, Check.self]
+    )
+}
+
+enum FlowVersion {
+    static let current = "0.1.0"
+}

@@ -1,0 +1,133 @@
+import FlowSyntax
+
+/// The compiled form of a function, flow or lambda: shared by every closure made from it.
+public final class FunctionProto: @unchecked Sendable {
+    public let name: String
+    public let parameters: [String]
+    /// Default-value expressions, evaluated in the callee's frame when an argument is
+    /// missing; nil where the parameter is required.
+    var defaults: [Node?]
+    /// The number of leading parameters without a default.
+    public let requiredCount: Int
+    /// Slots in a frame: parameters, then captured cells, then locals and temporaries.
+    var frameSize: Int = 0
+    var body: Node = ConstNode(.nilValue)
+    /// Parameter slots that a closure captures: boxed into cells on entry.
+    var boxedParameters: [Int] = []
+    /// True when the body can suspend (sleep, and later awaits and nodes): such a function
+    /// runs on the async path; every other one runs synchronously.
+    public internal(set) var isAsync = false
+    public let range: SourceRange?
+
+    init(name: String, parameters: [String], defaults: [Node?], range: SourceRange?) {
+        self.name = name
+        self.parameters = parameters
+        self.defaults = defaults
+        self.requiredCount = defaults.firstIndex(where: { $0 != nil }) ?? defaults.count
+        self.range = range
+    }
+
+    public var arity: Int { parameters.count }
+}
+
+/// A function value: a prototype and the cells it captured.
+public final class Closure: @unchecked Sendable {
+    public let proto: FunctionProto
+    let captures: [Cell]
+    init(proto: FunctionProto, captures: [Cell]) {
+        self.proto = proto
+        self.captures = captures
+    }
+}
+
+/// What a builtin receives: its arguments (a method's receiver first), the names of any
+/// named ones already mapped to positions, and the interpreter to call back into.
+public struct BuiltinCall {
+    public let name: String
+    public var args: [Value]
+    public let interpreter: Interpreter
+    public let range: SourceRange?
+
+    public var count: Int { args.count }
+    public subscript(_ i: Int) -> Value { i < args.count ? args[i] : .nilValue }
+
+    /// A Flow error of kind `kind` whose message starts with the builtin's name.
+    public func error(_ message: String, kind: String = "type") -> FlowError {
+        FlowError(kind: kind, message: "\(name): \(message)", at: range)
+    }
+
+    /// "expects a list as argument 1, found int"
+    public func typeError(_ expected: String, at index: Int) -> FlowError {
+        error("expects \(expected) as argument \(index + 1), found \(self[index].typeName)")
+    }
+
+    public func string(_ i: Int) throws -> String {
+        guard case .string(let s) = self[i] else { throw typeError("a string", at: i) }
+        return s.value
+    }
+    public func int(_ i: Int) throws -> Int {
+        switch self[i] {
+        case .int(let v): return v
+        case .float(let f) where f.rounded() == f && abs(f) < 9.2e18: return Int(f)
+        default: throw typeError("an int", at: i)
+        }
+    }
+    public func number(_ i: Int) throws -> Double {
+        guard let d = self[i].numberValue else { throw typeError("a number", at: i) }
+        return d
+    }
+    public func list(_ i: Int) throws -> ListBox {
+        guard case .list(let l) = self[i] else { throw typeError("a list", at: i) }
+        return l
+    }
+    public func map(_ i: Int) throws -> MapBox {
+        guard case .map(let m) = self[i] else { throw typeError("a map", at: i) }
+        return m
+    }
+    /// Calls a Flow function value passed to the builtin (a callback).
+    public func call(_ f: Value, _ args: [Value]) throws -> Value {
+        try interpreter.call(f, args, at: range)
+    }
+}
+
+/// A function implemented in Swift and registered through `Interpreter.define`.
+public final class Builtin: @unchecked Sendable {
+    public let name: String
+    /// Parameter names, for named arguments and arity checks. A method's receiver is not
+    /// among them.
+    public let parameters: [String]
+    /// How many parameters must be given; `parameters.count` when none is optional.
+    public let requiredCount: Int
+    /// True when it takes any number of arguments past its parameters.
+    public let variadic: Bool
+    let body: (inout BuiltinCall) throws -> Value
+    /// The async implementation, for builtins that suspend (`sleep`). Calls from
+    /// synchronous code wait for it on the interpreter's event loop.
+    let suspendingBody: ((BuiltinCall) async throws -> Value)?
+    /// True for methods: the receiver is passed as the first argument.
+    let isMethod: Bool
+
+    public var suspends: Bool { suspendingBody != nil }
+
+    init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
+         body: @escaping (inout BuiltinCall) throws -> Value,
+         suspendingBody: ((BuiltinCall) async throws -> Value)? = nil) {
+        self.name = name
+        self.parameters = parameters
+        self.requiredCount = requiredCount ?? parameters.count
+        self.variadic = variadic
+        self.isMethod = isMethod
+        self.body = body
+        self.suspendingBody = suspendingBody
+    }
+
+    /// Describes the accepted argument counts: "1 argument", "1 to 2 arguments".
+    var arityDescription: String {
+        let max = parameters.count
+        if variadic { return "at least \(requiredCount) argument\(requiredCount == 1 ? "" : "s")" }
+        if requiredCount == max { return "\(max) argument\(max == 1 ? "" : "s")" }
+        return "\(requiredCount) to \(max) arguments"
+    }
+
+    func accepts(_ n: Int) -> Bool { n >= requiredCount && (variadic || n <= parameters.count) }
+}

@@ -1,0 +1,470 @@
+import FlowSyntax
+
+/// Turns a resolved program into nodes (closure compilation): every name is already a
+/// slot, a cell or a constant, every operator a node class of its own.
+///
+/// In a function that can suspend, an operator whose operand may suspend has that operand
+/// evaluated first into a temporary slot (`HoistNode`), so only statements and calls need
+/// an async form.
+struct Compiler {
+    let interpreter: Interpreter
+    let module: Module
+    let res: Resolution
+    var scope: FunctionScope
+    var temps = 0
+    var maxTemps = 0
+
+    init(interpreter: Interpreter, module: Module, resolution: Resolution) {
+        self.interpreter = interpreter
+        self.module = module
+        self.res = resolution
+        self.scope = resolution.main
+    }
+
+    var asyncMode: Bool { scope.suspends }
+    var localBase: Int { scope.parameters.count + scope.captures.count }
+
+    func slot(_ v: VarInfo) -> Int { v.isParameter ? v.index : localBase + v.index }
+
+    mutating func temp() -> Int {
+        let s = localBase + scope.maxLocals + temps
+        temps += 1
+        maxTemps = max(maxTemps, temps)
+        return s
+    }
+
+    // MARK: - Module
+
+    /// Compiles the module's main code: defines its functions first (so they may call one
+    /// another in any order), then runs its statements in order.
+    mutating func compileMain(_ program: Program) -> FunctionProto {
+        for name in res.globalOrder where module.globals[name] == nil {
+            module.globals[name] = GlobalCell(name: name)
+        }
+        module.exports = res.globalOrder
+        var prologue: [Node] = []
+        var body: [Node] = []
+        for s in program.statements {
+            switch s.kind {
+            case .fnDecl(let d):
+                let cell = module.globals[d.name!]!
+                prologue.append(GlobalSet(cell, ConstNode(.closure(Closure(proto: compileFunction(d), captures: [])))))
+            case .importDecl(let path, let alias, _):
+                let name = alias ?? Resolver.defaultAlias(path)
+                if let m = res.globals[name]?.module, let ns = m.namespace {
+                    prologue.append(GlobalSet(module.globals[name]!, ConstNode(.map(ns))))
+                }
+            case .letDecl(let name, _, let value):
+                body.append(GlobalSet(module.globals[name]!, value.map { expr($0) } ?? ConstNode(.nilValue)))
+            default:
+                body.append(statement(s))
+            }
+        }
+        let proto = FunctionProto(name: "<main>", parameters: [], defaults: [], range: nil)
+        proto.body = sequence(prologue + body)
+        proto.frameSize = localBase + scope.maxLocals + maxTemps
+        proto.isAsync = scope.suspends
+        return proto
+    }
+
+    mutating func compileFunction(_ d: FunctionDecl) -> FunctionProto {
+        let inner = res.functions[ObjectIdentifier(d)]!
+        let saved = (scope, temps, maxTemps)
+        scope = inner
+        temps = 0
+        maxTemps = 0
+        defer { (scope, temps, maxTemps) = saved }
+        let defaults: [Node?] = d.parameters.map { p in p.defaultValue.map { expr($0) } }
+        let proto = FunctionProto(name: d.name ?? "<lambda>", parameters: d.parameters.map { $0.name },
+                                  defaults: defaults, range: d.nameRange ?? d.range)
+        proto.isAsync = inner.suspends
+        var statements = d.body.statements.map { statement($0) }
+        // A trailing `return e` is just the block's value: no signal to set and clear.
+        if let last = d.body.statements.last, case .returnStmt(let v) = last.kind, !statements.isEmpty {
+            statements[statements.count - 1] = v.map { expr($0) } ?? ConstNode(.nilValue)
+        }
+        proto.body = sequence(statements)
+        proto.boxedParameters = inner.parameters.filter { $0.captured }.map { $0.index }
+        proto.frameSize = localBase + inner.maxLocals + maxTemps
+        return proto
+    }
+
+    /// A closure over the current frame's cells for each variable the function captures.
+    mutating func closure(_ d: FunctionDecl) -> Node {
+        let proto = compileFunction(d)
+        let inner = res.functions[ObjectIdentifier(d)]!
+        let slots = inner.captures.map { v -> Int in
+            if v.function === scope { return slot(v) }
+            return scope.parameters.count + scope.captureIndex(of: v)
+        }
+        return MakeClosureNode(proto: proto, captureSlots: slots)
+    }
+
+    // MARK: - Statements
+
+    func sequence(_ nodes: [Node]) -> Node {
+        let n: Node
+        switch nodes.count {
+        case 0: n = ConstNode(.nilValue)
+        case 1: return nodes[0]
+        case 2: n = Block2Node(nodes[0], nodes[1])
+        default: n = BlockNode(nodes)
+        }
+        n.yields = nodes.contains { $0.yields }
+        return n
+    }
+
+    mutating func block(_ b: Block) -> Node {
+        sequence(b.statements.map { statement($0) })
+    }
+
+    func marked(_ n: Node, _ children: [Node?]) -> Node {
+        n.yields = children.contains { $0?.yields == true }
+        return n
+    }
+
+    mutating func statement(_ s: Stmt) -> Node {
+        switch s.kind {
+        case .letDecl(let name, let r, let value):
+            let v = value.map { expr($0) } ?? ConstNode(.nilValue)
+            if let info = res.decls[r.start], info.function === scope {
+                return marked(info.captured ? CellDeclare(slot(info), v) : LocalSet(slot(info), v), [v])
+            }
+            // A top-level let inside main code compiles through compileMain; nested ones
+            // at the top level of main are globals too.
+            return marked(GlobalSet(module.globals[name]!, v), [v])
+        case .assign(let target, let op, let value):
+            return assignment(target, op, value, s.range)
+        case .expr(let e):
+            return expr(e)
+        case .fnDecl(let d):
+            let info = res.decls[(d.nameRange ?? d.range).start]!
+            let make = closure(d)
+            if info.captured {
+                // Declare the cell first so the function can call itself.
+                return Block2Node(CellDeclare(slot(info), ConstNode(.nilValue)), CellSet(slot(info), make))
+            }
+            return LocalSet(slot(info), make)
+        case .whileLoop(let c, let body):
+            let cn = expr(c), bn = block(body)
+            return marked(WhileNode(cn, bn), [cn, bn])
+        case .forIn(_, let r, let second, let iterable, let body, _):
+            let it = expr(iterable)
+            let first = res.decls[r.start]!
+            let secondInfo = second.flatMap { res.decls[$0.1.start] }
+            let bn = block(body)
+            return marked(ForNode(first: slot(first), firstBoxed: first.captured,
+                                  second: secondInfo.map { slot($0) }, secondBoxed: secondInfo?.captured ?? false,
+                                  iterable: it, body: bn, range: iterable.range), [it, bn])
+        case .returnStmt(let v):
+            let n = v.map { expr($0) }
+            return marked(ReturnNode(n), [n])
+        case .breakStmt:
+            return SignalNode(.breakLoop)
+        case .continueStmt:
+            return SignalNode(.continueLoop)
+        case .throwStmt(let v):
+            let n = expr(v)
+            return marked(ThrowNode(n, s.range), [n])
+        case .flowDecl, .typeDecl, .importDecl, .trigger:
+            // Rejected by the resolver (or handled by compileMain).
+            return ConstNode(.nilValue)
+        }
+    }
+
+    mutating func read(_ ref: Ref, _ range: SourceRange) -> Node {
+        switch ref {
+        case .local(let v): return v.captured ? CellGet(slot(v)) : LocalGet(slot(v))
+        case .capture(let i, _): return CellGet(scope.parameters.count + i)
+        case .global(let name):
+            let cell = module.globals[name]!
+            if res.globals[name]?.kind == .variable && !scope.isMain { return GlobalGetChecked(cell, range) }
+            return GlobalGet(cell)
+        case .builtin(let name): return ConstNode(interpreter.builtins[name]!)
+        }
+    }
+
+    mutating func write(_ ref: Ref, _ value: Node) -> Node {
+        switch ref {
+        case .local(let v): return marked(v.captured ? CellSet(slot(v), value) : LocalSet(slot(v), value), [value])
+        case .capture(let i, _): return marked(CellSet(scope.parameters.count + i, value), [value])
+        case .global(let name): return marked(GlobalSet(module.globals[name]!, value), [value])
+        case .builtin: return ConstNode(.nilValue) // rejected by the resolver
+        }
+    }
+
+    mutating func assignment(_ target: Expr, _ op: AssignOp, _ valueExpr: Expr, _ range: SourceRange) -> Node {
+        func combine(_ c: inout Compiler, _ current: Node) -> Node {
+            let rhs = c.expr(valueExpr)
+            let binary: BinaryOp
+            switch op {
+            case .assign: return rhs
+            case .add: binary = .add
+            case .subtract: binary = .subtract
+            case .multiply: binary = .multiply
+            case .divide: binary = .divide
+            }
+            return c.binaryNode(binary, current, rhs, range, leftExpr: target, rightExpr: valueExpr)
+        }
+        switch target.kind {
+        case .name:
+            guard let ref = res.refs[ObjectIdentifier(target)] else { return ConstNode(.nilValue) }
+            let current = op == .assign ? ConstNode(.nilValue) : read(ref, target.range)
+            return write(ref, combine(&self, current))
+        case .member(let o, let name, let nameRange):
+            let on = expr(o)
+            let current: Node = op == .assign ? ConstNode(.nilValue) : MemberNode(expr(o), name, nameRange)
+            let v = combine(&self, current)
+            return hoist([on, v]) { MemberSetNode($0[0], name, $0[1], target.range) }
+        case .index(let o, let i):
+            let on = expr(o), ix = expr(i)
+            let current: Node = op == .assign ? ConstNode(.nilValue) : IndexNode(expr(o), expr(i), target.range)
+            let v = combine(&self, current)
+            return hoist([on, ix, v]) { IndexSetNode($0[0], $0[1], $0[2], target.range) }
+        default:
+            return ConstNode(.nilValue)
+        }
+    }
+
+    // MARK: - Expressions
+
+    /// Builds an operation over children; in async code, children that may suspend (and
+    /// the ones before them, to keep evaluation order) are evaluated into temporaries.
+    mutating func hoist(_ children: [Node], _ build: ([Node]) -> Node) -> Node {
+        guard asyncMode, let last = children.lastIndex(where: { $0.yields }) else { return build(children) }
+        var slots: [Int] = []
+        var replaced = children
+        for i in 0...last {
+            let s = temp()
+            slots.append(s)
+            replaced[i] = LocalGet(s)
+        }
+        return HoistNode(slots: slots, parts: Array(children[0...last]), body: build(replaced))
+    }
+
+    mutating func expr(_ e: Expr) -> Node {
+        switch e.kind {
+        case .nilLiteral: return ConstNode(.nilValue)
+        case .boolLiteral(let b): return ConstNode(.bool(b))
+        case .intLiteral(let i): return ConstNode(.int(i))
+        case .floatLiteral(let f): return ConstNode(.float(f))
+        case .durationLiteral(let d): return ConstNode(.duration(d))
+        case .stringLiteral(let s): return ConstNode(.str(s))
+        case .template(let parts):
+            let nodes = parts.map { p -> Node in
+                switch p {
+                case .text(let t): return ConstNode(.str(t))
+                case .expr(let x): return expr(x)
+                }
+            }
+            return hoist(nodes) { TemplateNode($0) }
+        case .name:
+            guard let ref = res.refs[ObjectIdentifier(e)] else { return ConstNode(.nilValue) }
+            return read(ref, e.range)
+        case .list(let items):
+            return hoist(items.map { expr($0) }) { ListNode($0) }
+        case .map(let entries):
+            var keys: [Node] = []
+            var values: [Node] = []
+            for en in entries {
+                switch en.key {
+                case .name(let n): keys.append(ConstNode(.str(n)))
+                case .computed(let k): keys.append(expr(k))
+                }
+                values.append(expr(en.value))
+            }
+            let n = keys.count
+            let ranges = entries.map { $0.keyRange }
+            // Interleave so evaluation order is key, value, key, value…
+            var children: [Node] = []
+            for i in 0..<n { children.append(keys[i]); children.append(values[i]) }
+            return hoist(children) { c in
+                MapNode(keys: stride(from: 0, to: c.count, by: 2).map { c[$0] },
+                        values: stride(from: 1, to: c.count, by: 2).map { c[$0] }, keyRanges: ranges)
+            }
+        case .unary(let op, let x):
+            let n = expr(x)
+            return hoist([n]) { c in op == .negate ? NegNode(c[0], e.range) : NotNode(c[0]) }
+        case .binary(let op, let l, let r):
+            let ln = expr(l), rn = expr(r)
+            if op == .and { return marked(AndNode(ln, rn), [ln, rn]) }
+            if op == .or { return marked(OrNode(ln, rn), [ln, rn]) }
+            return binaryNode(op, ln, rn, e.range, leftExpr: l, rightExpr: r)
+        case .call(let callee, let args):
+            return call(callee, args, e.range)
+        case .member(let o, let name, let nameRange):
+            if let g = moduleMember(o, name) { return GlobalGet(g) }
+            let on = expr(o)
+            return hoist([on]) { MemberNode($0[0], name, nameRange) }
+        case .index(let o, let i):
+            let on = expr(o), ix = expr(i)
+            return hoist([on, ix]) { IndexNode($0[0], $0[1], e.range) }
+        case .lambda(let d):
+            return closure(d)
+        case .ifExpr(let c, let then, let otherwise):
+            let cn = expr(c), tn = block(then)
+            var on: Node? = nil
+            switch otherwise {
+            case .block(let b): on = block(b)
+            case .elseIf(let x): on = expr(x)
+            case nil: break
+            }
+            return marked(IfNode(cn, tn, on), [cn, tn, on])
+        case .match(let subject, let arms):
+            let sn = expr(subject)
+            var compiled: [MatchNode.Arm] = []
+            var children: [Node?] = [sn]
+            for arm in arms {
+                let p = pattern(arm.pattern)
+                let g = arm.guardExpr.map { expr($0) }
+                let b = block(arm.body)
+                children.append(g); children.append(b)
+                compiled.append(MatchNode.Arm(pattern: p, guardNode: g, body: b))
+            }
+            return marked(MatchNode(subject: sn, arms: compiled, range: e.range), children)
+        case .tryExpr(let body, let catches, let finally):
+            let bn = block(body)
+            var children: [Node?] = [bn]
+            let clauses = catches.map { c -> TryNode.Clause in
+                let info = c.nameRange.flatMap { res.decls[$0.start] }
+                let g = c.guardExpr.map { expr($0) }
+                let b = block(c.body)
+                children.append(g); children.append(b)
+                return TryNode.Clause(slot: info.map { slot($0) }, boxed: info?.captured ?? false, guardNode: g, body: b)
+            }
+            let fn = finally.map { block($0) }
+            children.append(fn)
+            return marked(TryNode(body: bn, clauses: clauses, finally: fn), children)
+        case .state, .node, .parallel, .parallelFor, .race, .spawn, .await, .quote:
+            // Rejected by the resolver until the workflow engine exists.
+            return ConstNode(.nilValue)
+        }
+    }
+
+    /// `util.f` where `util` is an imported module: its global cell, bound statically.
+    func moduleMember(_ object: Expr, _ name: String) -> GlobalCell? {
+        guard case .name = object.kind, case .global(let g)? = res.refs[ObjectIdentifier(object)],
+              let info = res.globals[g], info.kind == .importBinding, let m = info.module else { return nil }
+        return m.globals[name]
+    }
+
+    mutating func binaryNode(_ op: BinaryOp, _ ln: Node, _ rn: Node, _ range: SourceRange, leftExpr: Expr, rightExpr: Expr) -> Node {
+        var constant: Int? = nil
+        if case .intLiteral(let c) = rightExpr.kind { constant = c }
+        var localSlot: Int? = nil
+        if case .name = leftExpr.kind, case .local(let v)? = res.refs[ObjectIdentifier(leftExpr)], !v.captured {
+            localSlot = slot(v)
+        }
+        if !ln.yields && !rn.yields, let c = constant {
+            switch op {
+            case .add: return AddConstNode(ln, c, range)
+            case .subtract where c != Int.min: return AddConstNode(ln, -c, range)
+            case .less, .lessEqual, .greater, .greaterEqual:
+                if let s = localSlot {
+                    return CompareLocalConstNode(slot: s, c: c, general: Compiler.compareNode(op, ln, rn, range))
+                }
+            default: break
+            }
+        }
+        return hoist([ln, rn]) { c in
+            let l = c[0], r = c[1]
+            switch op {
+            case .add: return AddNode(l, r, range)
+            case .subtract: return SubNode(l, r, range)
+            case .multiply: return MulNode(l, r, range)
+            case .divide: return DivNode(l, r, range)
+            case .floorDivide: return FloorDivNode(l, r, range)
+            case .remainder: return ModNode(l, r, range)
+            case .equal: return EqNode(l, r, negated: false)
+            case .notEqual: return EqNode(l, r, negated: true)
+            case .less, .lessEqual, .greater, .greaterEqual: return Compiler.compareNode(op, l, r, range)
+            case .contains: return InNode(l, r, range)
+            case .and: return AndNode(l, r)
+            case .or: return OrNode(l, r)
+            }
+        }
+    }
+
+    static func compareNode(_ op: BinaryOp, _ l: Node, _ r: Node, _ range: SourceRange) -> CompareNode {
+        switch op {
+        case .less: return CompareNode(l, r, .less, "<", range)
+        case .lessEqual: return CompareNode(l, r, .lessEqual, "<=", range)
+        case .greater: return CompareNode(l, r, .greater, ">", range)
+        default: return CompareNode(l, r, .greaterEqual, ">=", range)
+        }
+    }
+
+    /// Whether a call may suspend: calls of known functions know; calls of values do not,
+    /// so in async code they are treated as possible suspension points.
+    func callMaySuspend(_ callee: Expr) -> Bool {
+        if case .name = callee.kind, let ref = res.refs[ObjectIdentifier(callee)] {
+            switch ref {
+            case .builtin(let b):
+                if case .builtin(let builtin)? = interpreter.builtins[b] { return builtin.suspends }
+                return false
+            case .global(let g):
+                if let info = res.globals[g], info.kind == .function {
+                    return res.functions.values.first { $0.decl?.name == g && $0.parent === res.main && $0.decl?.kind == .function }?.suspends ?? false
+                }
+            default: break
+            }
+        }
+        return asyncMode
+    }
+
+    mutating func call(_ callee: Expr, _ args: [Argument], _ range: SourceRange) -> Node {
+        let positional = args.filter { $0.label == nil }.map { expr($0.value) }
+        let named = args.compactMap { a in a.label.map { ($0, expr(a.value)) } }
+        let compiledArgs = CompiledArguments(positional: positional, named: named)
+        let suspends = callMaySuspend(callee) || compiledArgs.yields
+        // `receiver.method(…)`, unless the receiver is an imported module.
+        if case .member(let o, let name, _) = callee.kind, moduleMember(o, name) == nil {
+            let recv = expr(o)
+            let n = MethodCallNode(receiver: recv, name: name, id: interpreter.methodID(name), args: compiledArgs, range: range)
+            n.yields = asyncMode || recv.yields || compiledArgs.yields
+            return n
+        }
+        let calleeNode = expr(callee)
+        let n: Node
+        if named.isEmpty {
+            switch positional.count {
+            case 0: n = Call0Node(callee: calleeNode, range: range)
+            case 1: n = Call1Node(callee: calleeNode, a0: positional[0], range: range)
+            case 2: n = Call2Node(callee: calleeNode, a0: positional[0], a1: positional[1], range: range)
+            default: n = CallNode(callee: calleeNode, args: compiledArgs, range: range)
+            }
+        } else {
+            n = CallNode(callee: calleeNode, args: compiledArgs, range: range)
+        }
+        n.yields = suspends || calleeNode.yields
+        return n
+    }
+
+    mutating func pattern(_ p: Pattern) -> PatternNode {
+        switch p {
+        case .wildcard: return WildcardPattern()
+        case .literal(let e):
+            switch e.kind {
+            case .intLiteral(let i): return LiteralPattern(.int(i))
+            case .floatLiteral(let f): return LiteralPattern(.float(f))
+            case .durationLiteral(let d): return LiteralPattern(.duration(d))
+            case .stringLiteral(let s): return LiteralPattern(.str(s))
+            case .boolLiteral(let b): return LiteralPattern(.bool(b))
+            default: return LiteralPattern(.nilValue)
+            }
+        case .binding(_, let r):
+            let v = res.decls[r.start]!
+            return BindPattern(slot: slot(v), boxed: v.captured)
+        case .list(let items, let rest, _):
+            let restNode = rest.map { r -> BindPattern in
+                let v = res.decls[r.1.start]!
+                return BindPattern(slot: slot(v), boxed: v.captured)
+            }
+            return ListPattern(items: items.map { pattern($0) }, rest: restNode)
+        case .map(let fields, _):
+            return MapPattern(fields: fields.map { ($0.0, pattern($0.1)) })
+        case .alternatives(let options, _):
+            return AlternativesPattern(options.map { pattern($0) })
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import FlowSyntax
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a host decides for the programs it runs. The runtime touches the outside world
+/// only through these hooks, so a host sandboxes a script by not granting a capability.
+public struct Configuration: @unchecked Sendable {
+    /// Where `print` writes. Default: standard output.
+    public var output: @Sendable (String) -> Void = { text in
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+    }
+    /// The clock for `now()`, `sleep` and timers. Default: the system clock.
+    public var clock: Clock = SystemClock()
+    /// Call-depth limit (see `Interpreter.defaultMaxCallDepth`).
+    public var maxCallDepth = Interpreter.defaultMaxCallDepth
+    /// Reads a source file for `import "path"`. Default: nil — file imports are refused,
+    /// so an embedded script reads no file unless the host grants it.
+    public var readSource: (@Sendable (String) -> String?)? = nil
+    /// Sources of the standard library modules (`import std/name`), by name. FlowStdlib
+    /// fills it with the copies compiled into the binary.
+    public var standardLibrary: [String: String] = [:]
+    /// Names of standard modules whose definitions every program sees without an import.
+    public var preludes: [String] = []
+    /// The script's command-line arguments (`args()`).
+    public var arguments: [String] = []
+
+    public init() {}
+}
+
+/// A program that failed its static checks: every diagnostic, in source order.
+public struct CompileFailure: Error, Sendable {
+    public let diagnostics: [Diagnostic]
+}
+
+/// The embedding API: create one with a configuration, register host functions, load
+/// source, call functions.
+///
+/// Isolation: everything runs on the engine's own interpreter thread (a large native
+/// stack, so deep Flow recursion hits the call-depth limit, never a stack overflow);
+/// public methods may be called from any thread and wait for their result.
+///
+/// ```swift
+/// let engine = Engine(configuration: Configuration())
+/// Stdlib.install(into: engine)
+/// let result = try engine.run(SourceFile(path: "main.flow", text: "print(1 + 2)"))
+/// ```
+public final class Engine: @unchecked Sendable {
+    /// The interpreter thread's native stack: room for `maxCallDepth` nested Flow calls
+    /// in a debug build with a wide margin. Reserved, not committed: untouched pages cost
+    /// nothing.
+    public static let threadStackSize = 1 << 30
+
+    public let interpreter: Interpreter
+    private let thread: InterpreterThread
+    private var preludeLoaded = false
+
+    public init(configuration: Configuration = Configuration()) {
+        interpreter = Interpreter(configuration: configuration)
+        thread = InterpreterThread(stackSize: Engine.threadStackSize)
+    }
+
+    /// Runs `work` on the interpreter thread and waits for it.
+    public func perform<T>(_ work: @escaping () throws -> T) throws -> T {
+        try thread.sync(work)
+    }
+
+    // MARK: - Loading and running
+
+    /// Checks a file without running it: syntax, names, arity — every static error.
+    public func check(_ file: SourceFile) -> [Diagnostic] {
+        (try? perform { [self] in
+            try loadPreludes()
+            return compile(file, module: Module(path: file.path)).1
+        }) ?? []
+    }
+
+    /// Compiles and runs a file's top-level code; returns the value of its last statement.
+    /// Throws `CompileFailure` (nothing ran) or `FlowError` (it failed while running).
+    @discardableResult
+    public func run(_ file: SourceFile) throws -> Value {
+        try perform { [self] in
+            try loadPreludes()
+            let module = Module(path: file.path)
+            let (proto, diagnostics) = compile(file, module: module)
+            guard let proto, !diagnostics.contains(where: { $0.severity == .error }) else {
+                throw CompileFailure(diagnostics: diagnostics)
+            }
+            return try execute(proto, module: module)
+        }
+    }
+
+    /// Calls a function value from the host.
+    public func call(_ function: Value, _ args: [Value]) throws -> Value {
+        try perform { [self] in try interpreter.call(function, args) }
+    }
+
+    func execute(_ proto: FunctionProto, module: Module) throws -> Value {
+        let main = Closure(proto: proto, captures: [])
+        do {
+            let v = try interpreter.call(.closure(main), [])
+            module.hasRun = true
+            return v
+        } catch let e as FlowError {
+            interpreter.signal = .none
+            e.finish()
+            throw e
+        }
+    }
+
+    /// Loads the prelude modules once: their definitions become globals of every program.
+    func loadPreludes() throws {
+        guard !preludeLoaded else { return }
+        preludeLoaded = true
+        for name in interpreter.configuration.preludes {
+            let m = try loadStandardModule(name, from: nil)
+            for export in m.exports { if let cell = m.globals[export] { interpreter.builtins[export] = cell.value } }
+        }
+    }
+
+    /// Parses, loads imports, resolves and compiles. Returns nil with diagnostics on errors.
+    func compile(_ file: SourceFile, module: Module) -> (FunctionProto?, [Diagnostic]) {
+        let (program, parseErrors) = Parser.parse(file)
+        var diagnostics = parseErrors
+        var imports: [String: Module] = [:]
+        for s in program.statements {
+            guard case .importDecl(let path, let alias, let range) = s.kind else { continue }
+            do {
+                let m: Module
+                switch path {
+                case .standard(let parts): m = try loadStandardModule(parts.joined(separator: "/"), from: range)
+                case .file(let p): m = try loadFileModule(p, from: range)
+                }
+                imports[alias ?? Resolver.defaultAlias(path)] = m
+            } catch let f as CompileFailure {
+                diagnostics.append(contentsOf: f.diagnostics)
+            } catch let e as FlowError {
+                diagnostics.append(e.diagnostic ?? Diagnostic(.error, e.message, at: range))
+            } catch {
+                diagnostics.append(Diagnostic(.error, "\(error)", at: range))
+            }
+        }
+        var resolver = Resolver(interpreter: interpreter, module: module, imports: imports)
+        let resolution = resolver.resolve(program)
+        diagnostics.append(contentsOf: resolver.diagnostics.items)
+        diagnostics.sort { ($0.range.file.path, $0.range.start) < ($1.range.file.path, $1.range.start) }
+        if diagnostics.contains(where: { $0.severity == .error }) { return (nil, diagnostics) }
+        var compiler = Compiler(interpreter: interpreter, module: module, resolution: resolution)
+        return (compiler.compileMain(program), diagnostics)
+    }
+
+    func loadStandardModule(_ name: String, from range: SourceRange?) throws -> Module {
+        let key = "std/" + name
+        guard let source = interpreter.configuration.standardLibrary[name] else {
+            let known = interpreter.configuration.standardLibrary.keys.sorted()
+            var message = "no standard module 'std/\(name)'"
+            if let near = Suggest.closest(to: name, in: known) { message += "; did you mean 'std/\(near)'?" }
+            throw FlowError(kind: "import", message: message, at: range)
+        }
+        return try loadModule(key, SourceFile(path: "<std>/\(name).flow", text: source), from: range)
+    }
+
+    func loadFileModule(_ path: String, from range: SourceRange?) throws -> Module {
+        guard let read = interpreter.configuration.readSource else {
+            throw FlowError(kind: "import", message: "cannot import '\(path)': this host does not allow reading files", at: range)
+        }
+        // Relative to the importing file's folder.
+        var full = path
+        if !path.hasPrefix("/"), let importer = range?.file.path, let slash = importer.lastIndex(of: "/") {
+            full = String(importer[...slash]) + path
+        }
+        if !full.hasSuffix(".flow") { full += ".flow" }
+        guard let text = read(full) else {
+            throw FlowError(kind: "import", message: "cannot import '\(path)': no file at '\(full)'", at: range)
+        }
+        return try loadModule(full, SourceFile(path: full, text: text), from: range)
+    }
+
+    func loadModule(_ key: String, _ file: SourceFile, from range: SourceRange?) throws -> Module {
+        if let m = interpreter.modules[key] { return m }
+        if interpreter.modulesLoading.contains(key) {
+            throw FlowError(kind: "import", message: "import cycle: '\(key)' imports itself through other modules", at: range)
+        }
+        interpreter.modulesLoading.insert(key)
+        defer { interpreter.modulesLoading.remove(key) }
+        let module = Module(path: key)
+        let (proto, diagnostics) = compile(file, module: module)
+        guard let proto, !diagnostics.contains(where: { $0.severity == .error }) else {
+            throw CompileFailure(diagnostics: diagnostics)
+        }
+        _ = try execute(proto, module: module)
+        module.namespace = MapBox(module.exports.compactMap { n in module.globals[n].map { (n, $0.value) } })
+        interpreter.modules[key] = module
+        return module
+    }
+}
+
+/// A thread with a large stack that runs submitted work one item at a time.
+final class InterpreterThread: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var queue: [() -> Void] = []
+    private var thread: pthread_t? = nil
+    private var threadID: pthread_t? = nil
+
+    init(stackSize: Int) {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setstacksize(&attr, stackSize)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, &attr, { arg in
+            let me = Unmanaged<InterpreterThread>.fromOpaque(arg!).takeRetainedValue()
+            me.loop()
+            return nil
+        }, box.toOpaque())
+        pthread_attr_destroy(&attr)
+        thread = t
+    }
+
+    private func loop() {
+        threadID = pthread_self()
+        while true {
+            pthread_mutex_lock(&mutex)
+            while queue.isEmpty { pthread_cond_wait(&condition, &mutex) }
+            let work = queue.removeFirst()
+            pthread_mutex_unlock(&mutex)
+            work()
+        }
+    }
+
+    /// Runs `work` on the thread and waits; runs it inline when already on the thread.
+    func sync<T>(_ work: @escaping () throws -> T) throws -> T {
+        if let id = threadID, pthread_equal(id, pthread_self()) != 0 { return try work() }
+        var result: Result<T, Error>? = nil
+        var done = pthread_cond_t()
+        pthread_cond_init(&done, nil)
+        defer { pthread_cond_destroy(&done) }
+        withUnsafeMutablePointer(to: &result) { resultPointer in
+            withUnsafeMutablePointer(to: &done) { donePointer in
+                let r = UnsafeSendable(resultPointer)
+                let d = UnsafeSendable(donePointer)
+                pthread_mutex_lock(&mutex)
+                queue.append { [self] in
+                    let value = Result { try work() }
+                    pthread_mutex_lock(&mutex)
+                    r.value.pointee = value
+                    pthread_cond_signal(d.value)
+                    pthread_mutex_unlock(&mutex)
+                }
+                pthread_cond_signal(&condition)
+                while resultPointer.pointee == nil { pthread_cond_wait(donePointer, &mutex) }
+                pthread_mutex_unlock(&mutex)
+            }
+        }
+        return try result!.get()
+    }
+}

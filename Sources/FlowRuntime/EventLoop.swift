@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The serial executor that runs a program's async code, on the interpreter's thread.
+///
+/// It has no thread of its own: whoever waits for a result (`run(_:)`) drives the loop,
+/// running jobs and firing timers until the result is there. Synchronous Flow code that
+/// reaches something that suspends (a call to `sleep`, or to a function that may suspend)
+/// waits the same way, so pure code never pays for `async` and suspending code still
+/// lets other tasks of the program run while it waits. Timers use the configured clock:
+/// with a virtual clock, the loop jumps to the next deadline instead of sleeping.
+public final class EventLoop: TaskExecutor, @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var jobs: [UnownedJob] = []
+    private var timers: [Timer] = []
+    private var nextTimerID = 0
+    let clock: Clock
+
+    struct Timer {
+        let deadline: Int
+        let id: Int
+        let fire: @Sendable () -> Void
+    }
+
+    init(clock: Clock) {
+        self.clock = clock
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&condition)
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        pthread_mutex_lock(&mutex)
+        jobs.append(unowned)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Calls `fire` on the loop's thread once the clock reaches `deadline` (nanoseconds).
+    func schedule(at deadline: Int, _ fire: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&mutex)
+        nextTimerID += 1
+        let timer = Timer(deadline: deadline, id: nextTimerID, fire: fire)
+        // Keep timers sorted by deadline, then by creation, so equal deadlines fire in order.
+        let i = timers.firstIndex { ($0.deadline, $0.id) > (deadline, timer.id) } ?? timers.count
+        timers.insert(timer, at: i)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Suspends the current task for `nanoseconds` on the loop's clock.
+    func sleep(nanoseconds: Int) async {
+        let deadline = clock.now() + max(0, nanoseconds)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            schedule(at: deadline) { c.resume() }
+        }
+    }
+
+    final class ResultBox<T>: @unchecked Sendable { var result: Result<T, Error>? }
+
+    /// Runs `operation` as a task on this loop and drives the loop until it finishes.
+    /// Must be called on the interpreter's thread; may be nested.
+    func run<T>(_ operation: @escaping () async throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let op = UnsafeSendable(operation)
+        Task(executorPreference: self) {
+            do { box.result = .success(try await op.value()) } catch { box.result = .failure(error) }
+        }
+        while box.result == nil {
+            if !runOne() {
+                throw FlowError(kind: "deadlock", message: "the program is waiting for something that can never happen (no task can run and no timer is set)", at: nil)
+            }
+        }
+        return try box.result!.get()
+    }
+
+    /// Runs one job or fires due timers, waiting when there is nothing to do. Returns false
+    /// when nothing can ever happen again.
+    private func runOne() -> Bool {
+        pthread_mutex_lock(&mutex)
+        while true {
+            if !jobs.isEmpty {
+                let job = jobs.removeFirst()
+                pthread_mutex_unlock(&mutex)
+                job.runSynchronously(on: asUnownedTaskExecutor())
+                return true
+            }
+            if let first = timers.first {
+                let now = clock.now()
+                if first.deadline <= now || clock.isVirtual {
+                    if clock.isVirtual && first.deadline > now { clock.advance(to: first.deadline) }
+                    timers.removeFirst()
+                    pthread_mutex_unlock(&mutex)
+                    first.fire()
+                    return true
+                }
+                var ts = timespec()
+                let wait = first.deadline - now
+                clock_gettime(CLOCK_REALTIME, &ts)
+                let total = Int(ts.tv_nsec) + wait
+                ts.tv_sec += total / 1_000_000_000
+                ts.tv_nsec = total % 1_000_000_000
+                pthread_cond_timedwait(&condition, &mutex, &ts)
+                continue
+            }
+            pthread_mutex_unlock(&mutex)
+            return false
+        }
+    }
+}
+
+/// The time source of a program. The host chooses it: the CLI uses the system clock,
+/// tests a virtual one that jumps to the next timer instead of waiting.
+public protocol Clock: AnyObject, Sendable {
+    /// Monotonic nanoseconds, for timers and durations.
+    func now() -> Int
+    /// Wall-clock seconds since 1970, for `now()` in scripts.
+    func wallTime() -> Double
+    var isVirtual: Bool { get }
+    func advance(to nanoseconds: Int)
+}
+
+/// The machine's clock.
+public final class SystemClock: Clock {
+    public init() {}
+    public func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int(ts.tv_sec) * 1_000_000_000 + Int(ts.tv_nsec)
+    }
+    public func wallTime() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+    public var isVirtual: Bool { false }
+    public func advance(to nanoseconds: Int) {}
+}
+
+/// A clock that only moves when the event loop has nothing to do but wait for a timer:
+/// a ten-minute sleep takes no time, and what happens in parallel happens in a fixed order.
+public final class VirtualClock: Clock, @unchecked Sendable {
+    private var current: Int
+    private let epoch: Double
+    /// Starts at `start` nanoseconds; `wallTime()` is `epoch` plus the elapsed time.
+    public init(start: Int = 0, epoch: Double = 1_767_225_600) { // 2026-01-01T00:00:00Z
+        self.current = start
+        self.epoch = epoch
+    }
+    public func now() -> Int { current }
+    public func wallTime() -> Double { epoch + Double(current) / 1e9 }
+    public var isVirtual: Bool { true }
+    public func advance(to nanoseconds: Int) { current = max(current, nanoseconds) }
+}
+
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,340 @@
+import FlowSyntax
+
+typealias Frame = UnsafeMutablePointer<Value>
+
+/// How control leaves a statement: normally, or by break / continue / return. Statements
+/// set it on the interpreter instead of throwing, so `return` costs a store, not an unwind.
+enum Signal: UInt8 { case none, breakLoop, continueLoop, returnValue }
+
+/// The kinds of value that have method tables.
+enum ValueKind: Int, CaseIterable {
+    case nilValue, bool, int, float, duration, string, list, map, function, error, object
+
+    init(_ v: Value) {
+        switch v {
+        case .nilValue: self = .nilValue
+        case .bool: self = .bool
+        case .int: self = .int
+        case .float: self = .float
+        case .duration: self = .duration
+        case .string: self = .string
+        case .list: self = .list
+        case .map: self = .map
+        case .closure, .builtin: self = .function
+        case .error: self = .error
+        case .object, .cell: self = .object
+        }
+    }
+}
+
+/// Where a method is defined: the Flow type of its receiver.
+public enum MethodReceiver: Sendable {
+    case string, list, map, int, float, duration, function, error
+    var kinds: [ValueKind] {
+        switch self {
+        case .string: return [.string]
+        case .list: return [.list]
+        case .map: return [.map]
+        case .int: return [.int]
+        case .float: return [.float]
+        case .duration: return [.duration]
+        case .function: return [.function]
+        case .error: return [.error]
+        }
+    }
+}
+
+/// The machine that runs compiled Flow code: one value stack for synchronous frames, the
+/// call-depth count, the registries of builtins and methods, and the event loop.
+///
+/// Isolation: an interpreter is used from one thread at a time — the `Engine` runs
+/// everything on its own interpreter thread. Builtins receive it to call back into Flow.
+public final class Interpreter: @unchecked Sendable {
+    /// How deep Flow calls may nest before the call is refused with a `recursion` error.
+    /// Deep enough for recursive algorithms over inputs of thousands; shallow enough that
+    /// the interpreter thread's native stack (`Engine.threadStackSize`) can never overflow,
+    /// even in debug builds where a Flow call uses a few KiB of it.
+    public static let defaultMaxCallDepth = 10_000
+    /// Value-stack slots for synchronous frames (16 bytes each; pages are touched only
+    /// as they are used). Room for the deepest recursion with ~400 slots per frame.
+    static let stackSlots = 1 << 22
+
+    let stackBase: Frame
+    var top: Frame
+    let stackEnd: Frame
+    var depth = 0
+    let maxCallDepth: Int
+    var signal: Signal = .none
+    var returnValue: Value = .nilValue
+
+    public let configuration: Configuration
+    let loop: EventLoop
+
+    /// Global builtins and namespaces, by name, as scripts see them.
+    var builtins: [String: Value] = [:]
+    var methodIDs: [String: Int] = [:]
+    var methodNames: [String] = []
+    /// methods[kind][id]
+    var methods: [[Builtin?]] = Array(repeating: [], count: ValueKind.allCases.count)
+    var modules: [String: Module] = [:]
+    var modulesLoading: Set<String> = []
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        self.maxCallDepth = configuration.maxCallDepth
+        stackBase = Frame.allocate(capacity: Interpreter.stackSlots)
+        top = stackBase
+        stackEnd = stackBase + Interpreter.stackSlots
+        loop = EventLoop(clock: configuration.clock)
+    }
+
+    deinit {
+        stackBase.deinitialize(count: top - stackBase)
+        stackBase.deallocate()
+    }
+
+    // MARK: - Registering builtins (the embedding API's door)
+
+    /// Defines a global function implemented in Swift.
+    public func define(_ name: String, parameters: [String], required: Int? = nil, variadic: Bool = false,
+                       _ body: @escaping (inout BuiltinCall) throws -> Value) {
+        builtins[name] = .builtin(Builtin(name: name, parameters: parameters, requiredCount: required,
+                                          variadic: variadic, isMethod: false, body: body))
+    }
+
+    /// Defines a global function that suspends (it has an async implementation).
+    public func defineSuspending(_ name: String, parameters: [String], required: Int? = nil,
+                                 blocking: @escaping (inout BuiltinCall) throws -> Value,
+                                 _ body: @escaping (BuiltinCall) async throws -> Value) {
+        builtins[name] = .builtin(Builtin(name: name, parameters: parameters, requiredCount: required,
+                                          variadic: false, isMethod: false, body: blocking, suspendingBody: body))
+    }
+
+    /// Defines a namespace of functions and constants (`json.encode`, `math.pi`).
+    public func define(namespace: String, _ members: [(String, Value)]) {
+        builtins[namespace] = .map(MapBox(members))
+    }
+
+    /// Makes a builtin value without defining it globally (for namespaces).
+    public func makeBuiltin(_ name: String, parameters: [String], required: Int? = nil, variadic: Bool = false,
+                            _ body: @escaping (inout BuiltinCall) throws -> Value) -> Value {
+        .builtin(Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: false, body: body))
+    }
+
+    /// Defines a method on a type of value (`xs.push(x)`); the receiver is `args[0]`.
+    public func define(method name: String, on receiver: MethodReceiver, parameters: [String], required: Int? = nil,
+                       variadic: Bool = false, _ body: @escaping (inout BuiltinCall) throws -> Value) {
+        let id = methodID(name)
+        let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: true, body: body)
+        for k in receiver.kinds {
+            if methods[k.rawValue].count <= id {
+                methods[k.rawValue].append(contentsOf: Array(repeating: nil, count: id + 1 - methods[k.rawValue].count))
+            }
+            methods[k.rawValue][id] = b
+        }
+    }
+
+    func methodID(_ name: String) -> Int {
+        if let id = methodIDs[name] { return id }
+        let id = methodNames.count
+        methodIDs[name] = id
+        methodNames.append(name)
+        return id
+    }
+
+    @inline(__always) func method(_ id: Int, for v: Value) -> Builtin? {
+        let table = methods[ValueKind(v).rawValue]
+        return id < table.count ? table[id] : nil
+    }
+
+    /// The names of the methods a value has, for errors and completion.
+    public func methodNames(for v: Value) -> [String] {
+        let table = methods[ValueKind(v).rawValue]
+        return table.indices.compactMap { table[$0] != nil ? methodNames[$0] : nil }.sorted()
+    }
+
+    /// Names of every global builtin, for completion and did-you-mean.
+    public var builtinNames: [String] { builtins.keys.sorted() }
+
+    // MARK: - Output and errors
+
+    /// Writes text where `print` goes (the host's choice).
+    public func write(_ text: String) { configuration.output(text) }
+
+    func error(_ kind: String, _ message: String, at range: SourceRange?) -> FlowError {
+        FlowError(kind: kind, message: message, at: range)
+    }
+
+    func recursionError(_ range: SourceRange?) -> FlowError {
+        FlowError(kind: ErrorKind.recursion,
+                  message: "call depth limit reached: more than \(maxCallDepth) nested calls (is there a recursion without a base case?)",
+                  at: range)
+    }
+
+    // MARK: - Calling
+
+    /// Calls a function value with positional arguments, from Swift (builtins' callbacks,
+    /// the embedding API). Suspending functions are waited for on the event loop.
+    public func call(_ f: Value, _ args: [Value], at range: SourceRange? = nil) throws -> Value {
+        switch f {
+        case .closure(let c):
+            return try callClosure(c, args, named: nil, at: range)
+        case .builtin(let b):
+            return try callBuiltin(b, args, named: nil, at: range)
+        default:
+            throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
+        }
+    }
+
+    /// Binds positional and named arguments to a frame and runs the function.
+    func callClosure(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
+        let p = c.proto
+        if p.isAsync {
+            return try loop.run { [self] in try await self.callClosureAsync(c, args, named: named, at: range) }
+        }
+        let fp = top
+        guard depth < maxCallDepth, fp + p.frameSize <= stackEnd else { throw recursionError(range) }
+        fp.initialize(repeating: .nilValue, count: p.frameSize)
+        top = fp + p.frameSize
+        depth += 1
+        defer {
+            fp.deinitialize(count: p.frameSize)
+            top = fp
+            depth -= 1
+        }
+        do {
+            try bind(c, args, named: named, into: fp, at: range)
+            var r = try p.body.eval(fp, self)
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            return r
+        } catch let e as FlowError {
+            e.unwind(through: describe(p), calledFrom: range)
+            throw e
+        }
+    }
+
+    func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+        let p = c.proto
+        guard depth < maxCallDepth else { throw recursionError(range) }
+        // Async frames live on the heap: a suspended call must not pin the value stack.
+        let fp = Frame.allocate(capacity: max(1, p.frameSize))
+        fp.initialize(repeating: .nilValue, count: p.frameSize)
+        depth += 1
+        defer {
+            fp.deinitialize(count: p.frameSize)
+            fp.deallocate()
+            depth -= 1
+        }
+        do {
+            try bind(c, args, named: named, into: fp, at: range)
+            var r = try await p.body.evalAsync(fp, self)
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            return r
+        } catch let e as FlowError {
+            e.unwind(through: describe(p), calledFrom: range)
+            throw e
+        }
+    }
+
+    func describe(_ p: FunctionProto) -> String {
+        p.name == "<lambda>" ? "lambda" : "fn '\(p.name)'"
+    }
+
+    /// Places arguments in parameter slots, evaluates defaults for missing ones, copies
+    /// captured cells and boxes captured parameters.
+    func bind(_ c: Closure, _ args: [Value], named: [(String, Value)]?, into fp: Frame, at range: SourceRange?) throws {
+        let p = c.proto
+        let name = describe(p)
+        if args.count > p.arity {
+            throw error(ErrorKind.type, "\(name) takes \(arityText(p)), found \(args.count)", at: range)
+        }
+        var given = Array(repeating: false, count: p.arity)
+        for (i, a) in args.enumerated() { fp[i] = a; given[i] = true }
+        if let named {
+            for (label, v) in named {
+                guard let i = p.parameters.firstIndex(of: label) else {
+                    throw error(ErrorKind.type, "\(name) has no parameter '\(label)' (its parameters: \(p.parameters.joined(separator: ", ")))", at: range)
+                }
+                if given[i] { throw error(ErrorKind.type, "\(name) got argument '\(label)' twice", at: range) }
+                fp[i] = v
+                given[i] = true
+            }
+        }
+        let arity = p.arity
+        for (i, cell) in c.captures.enumerated() { fp[arity + i] = .cell(cell) }
+        for i in 0..<arity where !given[i] {
+            guard let d = p.defaults[i] else {
+                throw error(ErrorKind.type, "\(name) is missing argument '\(p.parameters[i])' (takes \(arityText(p)))", at: range)
+            }
+            fp[i] = try d.eval(fp, self)
+        }
+        for slot in p.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
+    }
+
+    func arityText(_ p: FunctionProto) -> String {
+        let max = p.arity
+        if p.requiredCount == max { return "\(max) argument\(max == 1 ? "" : "s")" }
+        return "\(p.requiredCount) to \(max) arguments"
+    }
+
+    func callBuiltin(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
+        var call = BuiltinCall(name: b.name, args: args, interpreter: self, range: range)
+        if let named { try mapNamed(b, named, into: &call) }
+        let n = call.args.count - (b.isMethod ? 1 : 0)
+        if !b.accepts(n) {
+            throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
+        }
+        if let s = b.suspendingBody {
+            let frozen = call
+            return try loop.run { try await s(frozen) }
+        }
+        return try b.body(&call)
+    }
+
+    func callBuiltinAsync(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+        guard let s = b.suspendingBody else { return try callBuiltin(b, args, named: named, at: range) }
+        var call = BuiltinCall(name: b.name, args: args, interpreter: self, range: range)
+        if let named { try mapNamed(b, named, into: &call) }
+        let n = call.args.count - (b.isMethod ? 1 : 0)
+        if !b.accepts(n) {
+            throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
+        }
+        return try await s(call)
+    }
+
+    /// Moves named arguments into their parameter positions.
+    func mapNamed(_ b: Builtin, _ named: [(String, Value)], into call: inout BuiltinCall) throws {
+        let offset = b.isMethod ? 1 : 0
+        for (label, v) in named {
+            guard let i = b.parameters.firstIndex(of: label) else {
+                throw error(ErrorKind.type, "\(b.name) has no parameter '\(label)' (its parameters: \(b.parameters.joined(separator: ", ")))", at: call.range)
+            }
+            let slot = i + offset
+            if slot < call.args.count {
+                throw error(ErrorKind.type, "\(b.name) got argument '\(label)' twice", at: call.range)
+            }
+            while call.args.count < slot { call.args.append(.nilValue) }
+            call.args.append(v)
+        }
+    }
+}
+
+/// A loaded file: its global cells and what it exports.
+final class Module {
+    let path: String
+    var globals: [String: GlobalCell] = [:]
+    /// Names of the top-level definitions, in order: what `import` exposes.
+    var exports: [String] = []
+    var namespace: MapBox?
+    var main: FunctionProto?
+    var hasRun = false
+    init(path: String) { self.path = path }
+}
+
+/// A top-level variable or definition: calls and reads reach it without a lookup.
+final class GlobalCell {
+    let name: String
+    var value: Value = .nilValue
+    var isDefined = false
+    init(name: String) { self.name = name }
+}

@@ -1,0 +1,255 @@
+import FlowSyntax
+
+extension Interpreter {
+    /// The fast call: positional arguments that match the arity of a function that cannot
+    /// suspend. One frame on the value stack, no array, no dictionary.
+    @inline(__always)
+    func fastCall(_ c: Closure, _ argc: Int, _ range: SourceRange, _ fill: (Frame) throws -> Void) throws -> Value {
+        let p = c.proto
+        let size = p.frameSize
+        let fp = top
+        guard depth < maxCallDepth, fp + size <= stackEnd else { throw recursionError(range) }
+        fp.initialize(repeating: .nilValue, count: size)
+        top = fp + size
+        depth += 1
+        defer {
+            fp.deinitialize(count: size)
+            top = fp
+            depth -= 1
+        }
+        do {
+            try fill(fp)
+            if !c.captures.isEmpty {
+                for (i, cell) in c.captures.enumerated() { fp[argc + i] = .cell(cell) }
+            }
+            if !p.boxedParameters.isEmpty {
+                for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
+            }
+            var r = try p.body.eval(fp, self)
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            return r
+        } catch let e as FlowError {
+            e.unwind(through: describe(p), calledFrom: range)
+            throw e
+        }
+    }
+
+    /// Calls any callable value with evaluated arguments (the general, slower path).
+    func invoke(_ f: Value, _ args: [Value], named: [(String, Value)]?, range: SourceRange) throws -> Value {
+        switch f {
+        case .closure(let c): return try callClosure(c, args, named: named, at: range)
+        case .builtin(let b): return try callBuiltin(b, args, named: named, at: range)
+        default: throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
+        }
+    }
+
+    func invokeAsync(_ f: Value, _ args: [Value], named: [(String, Value)]?, range: SourceRange) async throws -> Value {
+        switch f {
+        case .closure(let c):
+            if c.proto.isAsync { return try await callClosureAsync(c, args, named: named, at: range) }
+            return try callClosure(c, args, named: named, at: range)
+        case .builtin(let b): return try await callBuiltinAsync(b, args, named: named, at: range)
+        default: throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
+        }
+    }
+}
+
+/// Arguments as compiled: positional nodes, then named ones.
+struct CompiledArguments {
+    let positional: [Node]
+    let named: [(String, Node)]
+    var yields: Bool { positional.contains { $0.yields } || named.contains { $0.1.yields } }
+
+    func evaluate(_ fp: Frame, _ m: Interpreter) throws -> ([Value], [(String, Value)]?) {
+        var values: [Value] = []
+        values.reserveCapacity(positional.count)
+        for a in positional { values.append(try a.eval(fp, m)) }
+        if named.isEmpty { return (values, nil) }
+        return (values, try named.map { ($0.0, try $0.1.eval(fp, m)) })
+    }
+
+    func evaluateAsync(_ fp: Frame, _ m: Interpreter) async throws -> ([Value], [(String, Value)]?) {
+        var values: [Value] = []
+        for a in positional { values.append(a.yields ? try await a.evalAsync(fp, m) : try a.eval(fp, m)) }
+        if named.isEmpty { return (values, nil) }
+        var out: [(String, Value)] = []
+        for (k, n) in named { out.append((k, n.yields ? try await n.evalAsync(fp, m) : try n.eval(fp, m))) }
+        return (values, out)
+    }
+}
+
+/// A call of any callee with any arguments.
+final class CallNode: Node {
+    let callee: Node
+    let args: CompiledArguments
+    let range: SourceRange
+    init(callee: Node, args: CompiledArguments, range: SourceRange) {
+        self.callee = callee; self.args = args; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let f = try callee.eval(fp, m)
+        let (values, named) = try args.evaluate(fp, m)
+        if named == nil, case .closure(let c) = f, c.proto.arity == values.count, !c.proto.isAsync {
+            return try m.fastCall(c, values.count, range) { fp in
+                for (i, v) in values.enumerated() { fp[i] = v }
+            }
+        }
+        return try m.invoke(f, values, named: named, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let f = try await run(callee, fp, m)
+        let (values, named) = try await args.evaluateAsync(fp, m)
+        return try await m.invokeAsync(f, values, named: named, range: range)
+    }
+}
+
+/// A call with no arguments of a value (`f()`), without building an argument array.
+final class Call0Node: Node {
+    let callee: Node
+    let range: SourceRange
+    init(callee: Node, range: SourceRange) { self.callee = callee; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let f = try callee.eval(fp, m)
+        if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync {
+            return try m.fastCall(c, 0, range) { _ in }
+        }
+        return try m.invoke(f, [], named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        try await m.invokeAsync(try await run(callee, fp, m), [], named: nil, range: range)
+    }
+}
+
+/// A call with one positional argument (`fib(n - 1)`).
+final class Call1Node: Node {
+    let callee: Node
+    let a0: Node
+    let range: SourceRange
+    init(callee: Node, a0: Node, range: SourceRange) { self.callee = callee; self.a0 = a0; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let f = try callee.eval(fp, m)
+        let x = try a0.eval(fp, m)
+        if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync {
+            return try m.fastCall(c, 1, range) { fp in fp[0] = x }
+        }
+        return try m.invoke(f, [x], named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let f = try await run(callee, fp, m)
+        return try await m.invokeAsync(f, [try await run(a0, fp, m)], named: nil, range: range)
+    }
+}
+
+/// A call with two positional arguments.
+final class Call2Node: Node {
+    let callee: Node
+    let a0: Node, a1: Node
+    let range: SourceRange
+    init(callee: Node, a0: Node, a1: Node, range: SourceRange) {
+        self.callee = callee; self.a0 = a0; self.a1 = a1; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let f = try callee.eval(fp, m)
+        let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
+        if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync {
+            return try m.fastCall(c, 2, range) { fp in fp[0] = x; fp[1] = y }
+        }
+        return try m.invoke(f, [x, y], named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let f = try await run(callee, fp, m)
+        let x = try await run(a0, fp, m), y = try await run(a1, fp, m)
+        return try await m.invokeAsync(f, [x, y], named: nil, range: range)
+    }
+}
+
+/// `receiver.name(args)`: a map's function-valued entry if it has one (modules, records of
+/// functions), otherwise the method of the receiver's type.
+final class MethodCallNode: Node {
+    let receiver: Node
+    let name: String
+    let key: MapKey
+    let id: Int
+    let args: CompiledArguments
+    let range: SourceRange
+    init(receiver: Node, name: String, id: Int, args: CompiledArguments, range: SourceRange) {
+        self.receiver = receiver; self.name = name; self.key = .string(name); self.id = id
+        self.args = args; self.range = range
+    }
+
+    enum Target { case value(Value), method(Builtin) }
+
+    func target(_ r: Value, _ m: Interpreter) throws -> Target {
+        if case .map(let map) = r, let f = map.get(key) { return .value(f) }
+        if case .object(let o) = r, let f = o.member(name) { return .value(f) }
+        if let b = m.method(id, for: r) { return .method(b) }
+        var message = "\(r.typeName) has no method '\(name)'"
+        if case .map = r { message = "map has no key or method '\(name)'" }
+        let names = m.methodNames(for: r)
+        if let near = Suggest.closest(to: name, in: names) { message += "; did you mean '\(near)'?" }
+        throw m.error(ErrorKind.type, message, at: range)
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let r = try receiver.eval(fp, m)
+        let (values, named) = try args.evaluate(fp, m)
+        switch try target(r, m) {
+        case .value(let f): return try m.invoke(f, values, named: named, range: range)
+        case .method(let b): return try m.callBuiltin(b, [r] + values, named: named, at: range)
+        }
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let r = try await run(receiver, fp, m)
+        let (values, named) = try await args.evaluateAsync(fp, m)
+        switch try target(r, m) {
+        case .value(let f): return try await m.invokeAsync(f, values, named: named, range: range)
+        case .method(let b): return try await m.callBuiltinAsync(b, [r] + values, named: named, at: range)
+        }
+    }
+}
+
+/// Makes a closure, capturing the cells in the given slots of the current frame.
+final class MakeClosureNode: Node {
+    let proto: FunctionProto
+    let captureSlots: [Int]
+    init(proto: FunctionProto, captureSlots: [Int]) { self.proto = proto; self.captureSlots = captureSlots }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if captureSlots.isEmpty { return .closure(Closure(proto: proto, captures: [])) }
+        var cells: [Cell] = []
+        cells.reserveCapacity(captureSlots.count)
+        for s in captureSlots {
+            if case .cell(let c) = fp[s] { cells.append(c) } else { cells.append(Cell(fp[s])) }
+        }
+        return .closure(Closure(proto: proto, captures: cells))
+    }
+}
+
+/// Edit distance suggestions for did-you-mean notes.
+public enum Suggest {
+    public static func closest(to name: String, in candidates: [String]) -> String? {
+        let limit = max(1, name.count / 3)
+        var best: (String, Int)? = nil
+        for c in candidates where c != name {
+            let d = distance(name, c)
+            if d <= limit && (best == nil || d < best!.1) { best = (c, d) }
+        }
+        return best?.0
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        if x.isEmpty { return y.count }
+        if y.isEmpty { return x.count }
+        var prev = Array(0...y.count)
+        var cur = prev
+        for i in 1...x.count {
+            cur[0] = i
+            for j in 1...y.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[y.count]
+    }
+}

@@ -1,0 +1,171 @@
+import FlowSyntax
+
+final class ListNode: Node {
+    let items: [Node]
+    init(_ items: [Node]) { self.items = items }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        var out: [Value] = []
+        out.reserveCapacity(items.count)
+        for i in items { out.append(try i.eval(fp, m)) }
+        return .list(ListBox(out))
+    }
+}
+
+final class MapNode: Node {
+    let keys: [Node]
+    let values: [Node]
+    let keyRanges: [SourceRange]
+    init(keys: [Node], values: [Node], keyRanges: [SourceRange]) {
+        self.keys = keys; self.values = values; self.keyRanges = keyRanges
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let map = MapBox()
+        for i in keys.indices {
+            let k = try keys[i].eval(fp, m)
+            let v = try values[i].eval(fp, m)
+            if !map.set(k, v) {
+                throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(k.typeName)", at: keyRanges[i])
+            }
+        }
+        return .map(map)
+    }
+}
+
+/// `"total ${x}"`: text and values, joined as `print` shows them.
+final class TemplateNode: Node {
+    let parts: [Node]
+    init(_ parts: [Node]) { self.parts = parts }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        var s = ""
+        for p in parts {
+            let v = try p.eval(fp, m)
+            if case .string(let b) = v { s += b.value } else if case .int(let i) = v { s += String(i) } else { s += Printer.display(v) }
+        }
+        return .str(s)
+    }
+}
+
+enum Access {
+    static func member(_ v: Value, _ name: String, _ m: Interpreter, _ range: SourceRange) throws -> Value {
+        switch v {
+        case .map(let map):
+            if let x = map.get(name) { return x }
+            var message = "map has no key '\(name)'"
+            if m.method(m.methodID(name), for: v) != nil {
+                message += "; to call the method, write .\(name)()"
+            } else if let near = Suggest.closest(to: name, in: map.keys.compactMap { $0.stringValue }) {
+                message += "; did you mean '\(near)'?"
+            }
+            throw m.error(ErrorKind.key, message, at: range)
+        case .error(let e):
+            switch name {
+            case "kind": return .str(e.kind)
+            case "message": return .str(e.message)
+            case "data": return e.data
+            case "trace":
+                return .list(e.trace.map { f in
+                    .map(MapBox([("function", .str(f.function)), ("at", f.range.map { .str($0.description) } ?? .nilValue)]))
+                })
+            default: break
+            }
+        case .object(let o):
+            if let x = o.member(name) { return x }
+        default: break
+        }
+        var message = "\(v.typeName) has no member '\(name)'"
+        if m.method(m.methodID(name), for: v) != nil { message += "; to call the method, write .\(name)()" }
+        throw m.error(ErrorKind.type, message, at: range)
+    }
+
+    static func index(_ v: Value, _ i: Value, _ m: Interpreter, _ range: SourceRange) throws -> Value {
+        switch v {
+        case .list(let l):
+            let k = try listIndex(l.items.count, i, m, range, what: "list")
+            return l.items[k]
+        case .map(let map):
+            guard let key = MapKey(i) else {
+                throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)
+            }
+            if let x = map.get(key) { return x }
+            throw m.error(ErrorKind.key, "map has no key \(Printer.repr(i, limit: 40)); use .get(key, default) for keys that may be missing", at: range)
+        case .string(let s):
+            let chars = Array(s.value)
+            let k = try listIndex(chars.count, i, m, range, what: "string")
+            return .str(String(chars[k]))
+        default:
+            throw m.error(ErrorKind.type, "cannot index a value of type \(v.typeName) (a list, map or string is needed)", at: range)
+        }
+    }
+
+    /// A position in a sequence of `count` items; negative positions count from the end.
+    static func listIndex(_ count: Int, _ i: Value, _ m: Interpreter, _ range: SourceRange, what: String) throws -> Int {
+        guard case .int(let raw) = i else {
+            throw m.error(ErrorKind.type, "a \(what) index must be an int, found \(i.typeName)", at: range)
+        }
+        let k = raw < 0 ? count + raw : raw
+        guard k >= 0 && k < count else {
+            throw m.error(ErrorKind.index, "index \(raw) is out of range for a \(what) of length \(count)", at: range)
+        }
+        return k
+    }
+}
+
+final class MemberNode: Node {
+    let object: Node, name: String, range: SourceRange
+    init(_ object: Node, _ name: String, _ range: SourceRange) { self.object = object; self.name = name; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try Access.member(try object.eval(fp, m), name, m, range)
+    }
+}
+
+final class IndexNode: Node {
+    let object: Node, index: Node, range: SourceRange
+    init(_ object: Node, _ index: Node, _ range: SourceRange) { self.object = object; self.index = index; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let o = try object.eval(fp, m)
+        let i = try index.eval(fp, m)
+        if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.items.count { return l.items[k] }
+        return try Access.index(o, i, m, range)
+    }
+}
+
+final class MemberSetNode: Node {
+    let object: Node, name: String, value: Node, range: SourceRange
+    init(_ object: Node, _ name: String, _ value: Node, _ range: SourceRange) {
+        self.object = object; self.name = name; self.value = value; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let o = try object.eval(fp, m)
+        let v = try value.eval(fp, m)
+        guard case .map(let map) = o else {
+            throw m.error(ErrorKind.type, "cannot set member '\(name)' on a value of type \(o.typeName) (only maps have settable members)", at: range)
+        }
+        map.set(name, v)
+        return .nilValue
+    }
+}
+
+final class IndexSetNode: Node {
+    let object: Node, index: Node, value: Node, range: SourceRange
+    init(_ object: Node, _ index: Node, _ value: Node, _ range: SourceRange) {
+        self.object = object; self.index = index; self.value = value; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let o = try object.eval(fp, m)
+        let i = try index.eval(fp, m)
+        let v = try value.eval(fp, m)
+        switch o {
+        case .list(let l):
+            let k = try Access.listIndex(l.items.count, i, m, range, what: "list")
+            l.items[k] = v
+        case .map(let map):
+            guard let key = MapKey(i) else {
+                throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)
+            }
+            map.set(key, i, v)
+        default:
+            throw m.error(ErrorKind.type, "cannot assign to an index of a value of type \(o.typeName) (lists and maps can be assigned into; strings cannot change)", at: range)
+        }
+        return .nilValue
+    }
+}

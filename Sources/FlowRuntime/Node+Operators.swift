@@ -1,0 +1,170 @@
+import FlowSyntax
+
+// Operator nodes. Each has an inline int fast path and falls back to `Ops`. The
+// `…Const` variants fuse a constant right operand, the common `n - 1` and `i < limit`.
+
+final class AddNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b {
+            let (s, o) = x.addingReportingOverflow(y)
+            if !o { return .int(s) }
+        }
+        return try Ops.add(a, b, range)
+    }
+}
+
+final class AddConstNode: Node {
+    let l: Node, c: Int, range: SourceRange
+    init(_ l: Node, _ c: Int, _ range: SourceRange) { self.l = l; self.c = c; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let a = try l.eval(fp, m)
+        if case .int(let x) = a {
+            let (s, o) = x.addingReportingOverflow(c)
+            if !o { return .int(s) }
+        }
+        return try Ops.add(a, .int(c), range)
+    }
+}
+
+final class SubNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b {
+            let (s, o) = x.subtractingReportingOverflow(y)
+            if !o { return .int(s) }
+        }
+        return try Ops.subtract(a, b, range)
+    }
+}
+
+final class MulNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b {
+            let (s, o) = x.multipliedReportingOverflow(by: y)
+            if !o { return .int(s) }
+        }
+        return try Ops.multiply(a, b, range)
+    }
+}
+
+final class DivNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try Ops.divide(try l.eval(fp, m), try r.eval(fp, m), range)
+    }
+}
+
+final class FloorDivNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try Ops.floorDivide(try l.eval(fp, m), try r.eval(fp, m), range)
+    }
+}
+
+final class ModNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b, y > 0, x >= 0 { return .int(x % y) }
+        return try Ops.remainder(a, b, range)
+    }
+}
+
+final class NegNode: Node {
+    let operand: Node, range: SourceRange
+    init(_ operand: Node, _ range: SourceRange) { self.operand = operand; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try Ops.negate(try operand.eval(fp, m), range)
+    }
+}
+
+final class NotNode: Node {
+    let operand: Node
+    init(_ operand: Node) { self.operand = operand }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(!(try operand.evalBool(fp, m))) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool { !(try operand.evalBool(fp, m)) }
+}
+
+final class EqNode: Node {
+    let l: Node, r: Node, negated: Bool
+    init(_ l: Node, _ r: Node, negated: Bool) { self.l = l; self.r = r; self.negated = negated }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b { return (x == y) != negated }
+        return Ops.equal(a, b) != negated
+    }
+}
+
+/// `<`, `<=`, `>`, `>=`: `order` is the comparison result that makes it true.
+final class CompareNode: Node {
+    enum Kind { case less, lessEqual, greater, greaterEqual }
+    let l: Node, r: Node, kind: Kind, range: SourceRange, op: String
+    init(_ l: Node, _ r: Node, _ kind: Kind, _ op: String, _ range: SourceRange) {
+        self.l = l; self.r = r; self.kind = kind; self.op = op; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        if case .int(let x) = a, case .int(let y) = b {
+            switch kind {
+            case .less: return x < y
+            case .lessEqual: return x <= y
+            case .greater: return x > y
+            case .greaterEqual: return x >= y
+            }
+        }
+        return try slow(a, b)
+    }
+    func slow(_ a: Value, _ b: Value) throws -> Bool {
+        if let x = a.numberValue, let y = b.numberValue, x.isNaN || y.isNaN { return false }
+        let c = try Ops.compare(a, b, op, range)
+        switch kind {
+        case .less: return c < 0
+        case .lessEqual: return c <= 0
+        case .greater: return c > 0
+        case .greaterEqual: return c >= 0
+        }
+    }
+}
+
+/// `local < 10` and friends: no child call for either operand.
+final class CompareLocalConstNode: Node {
+    let slot: Int, c: Int, kind: CompareNode.Kind, general: CompareNode
+    init(slot: Int, c: Int, general: CompareNode) {
+        self.slot = slot; self.c = c; self.kind = general.kind; self.general = general
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if case .int(let x) = fp[slot] {
+            switch kind {
+            case .less: return x < c
+            case .lessEqual: return x <= c
+            case .greater: return x > c
+            case .greaterEqual: return x >= c
+            }
+        }
+        return try general.slow(fp[slot], .int(c))
+    }
+}
+
+final class InNode: Node {
+    let l: Node, r: Node, range: SourceRange
+    init(_ l: Node, _ r: Node, _ range: SourceRange) { self.l = l; self.r = r; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        let a = try l.eval(fp, m), b = try r.eval(fp, m)
+        return try Ops.contains(b, a, range)
+    }
+}

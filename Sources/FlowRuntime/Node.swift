@@ -1,0 +1,574 @@
+import FlowSyntax
+
+/// A compiled expression or statement: a final subclass per operation, so evaluation is
+/// one virtual call per node — no switch over syntax, no name lookup.
+///
+/// `eval` is the synchronous path every pure function takes. `evalAsync` exists for nodes
+/// that may suspend (`yields`); parents call it only for such children, so code that
+/// cannot suspend never enters `async`. Statements return nil and report break, continue
+/// and return through `Interpreter.signal`.
+class Node {
+    /// True when evaluating this node may suspend (it calls something that can).
+    var yields = false
+
+    func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        fatalError("\(type(of: self)) has no synchronous form")
+    }
+
+    func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        try eval(fp, m)
+    }
+
+    /// Evaluates as a condition. Comparisons override it to skip making a `Value`.
+    func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        try eval(fp, m).isTruthy
+    }
+}
+
+extension Node {
+    /// Evaluates a child on the async path only if it may suspend.
+    @inline(__always)
+    func run(_ n: Node, _ fp: Frame, _ m: Interpreter) async throws -> Value {
+        n.yields ? try await n.evalAsync(fp, m) : try n.eval(fp, m)
+    }
+}
+
+final class ConstNode: Node {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { value }
+}
+
+// MARK: - Variables
+
+final class LocalGet: Node {
+    let slot: Int
+    init(_ slot: Int) { self.slot = slot }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { fp[slot] }
+}
+
+final class LocalSet: Node {
+    let slot: Int
+    let value: Node
+    init(_ slot: Int, _ value: Node) { self.slot = slot; self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        fp[slot] = try value.eval(fp, m)
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        fp[slot] = try await run(value, fp, m)
+        return .nilValue
+    }
+}
+
+/// Reads a variable that lives in a cell (captured by a closure, or captured from one).
+final class CellGet: Node {
+    let slot: Int
+    init(_ slot: Int) { self.slot = slot }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if case .cell(let c) = fp[slot] { return c.value }
+        return .nilValue
+    }
+}
+
+final class CellSet: Node {
+    let slot: Int
+    let value: Node
+    init(_ slot: Int, _ value: Node) { self.slot = slot; self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let v = try value.eval(fp, m)
+        if case .cell(let c) = fp[slot] { c.value = v }
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let v = try await run(value, fp, m)
+        if case .cell(let c) = fp[slot] { c.value = v }
+        return .nilValue
+    }
+}
+
+/// `let x = …` for a captured variable: a fresh cell each time, so closures made in a
+/// loop each see their own variable.
+final class CellDeclare: Node {
+    let slot: Int
+    let value: Node
+    init(_ slot: Int, _ value: Node) { self.slot = slot; self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        fp[slot] = .cell(Cell(try value.eval(fp, m)))
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        fp[slot] = .cell(Cell(try await run(value, fp, m)))
+        return .nilValue
+    }
+}
+
+final class GlobalGet: Node {
+    let cell: GlobalCell
+    init(_ cell: GlobalCell) { self.cell = cell }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { cell.value }
+}
+
+/// Reads a top-level `let` from a function, which may run before the `let` has.
+final class GlobalGetChecked: Node {
+    let cell: GlobalCell
+    let range: SourceRange
+    init(_ cell: GlobalCell, _ range: SourceRange) { self.cell = cell; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        guard cell.isDefined else {
+            throw m.error(ErrorKind.name, "'\(cell.name)' is used before its 'let' has run", at: range)
+        }
+        return cell.value
+    }
+}
+
+final class GlobalSet: Node {
+    let cell: GlobalCell
+    let value: Node
+    init(_ cell: GlobalCell, _ value: Node) { self.cell = cell; self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        cell.value = try value.eval(fp, m)
+        cell.isDefined = true
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        cell.value = try await run(value, fp, m)
+        cell.isDefined = true
+        return .nilValue
+    }
+}
+
+// MARK: - Sequencing
+
+final class BlockNode: Node {
+    let statements: [Node]
+    init(_ statements: [Node]) { self.statements = statements }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        var last = Value.nilValue
+        for s in statements {
+            last = try s.eval(fp, m)
+            if m.signal != .none { return .nilValue }
+        }
+        return last
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        var last = Value.nilValue
+        for s in statements {
+            last = try await run(s, fp, m)
+            if m.signal != .none { return .nilValue }
+        }
+        return last
+    }
+}
+
+/// Two statements: the most common block, without the array walk.
+final class Block2Node: Node {
+    let first: Node
+    let second: Node
+    init(_ first: Node, _ second: Node) { self.first = first; self.second = second }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        _ = try first.eval(fp, m)
+        if m.signal != .none { return .nilValue }
+        return try second.eval(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        _ = try await run(first, fp, m)
+        if m.signal != .none { return .nilValue }
+        return try await run(second, fp, m)
+    }
+}
+
+/// Evaluates children that may suspend into temporaries, then an operation that reads
+/// them synchronously: how `a + sleep(1)` keeps operators free of `async`.
+final class HoistNode: Node {
+    let slots: [Int]
+    let parts: [Node]
+    let body: Node
+    init(slots: [Int], parts: [Node], body: Node) {
+        self.slots = slots; self.parts = parts; self.body = body
+        super.init()
+        yields = true
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        for (s, p) in zip(slots, parts) { fp[s] = try p.eval(fp, m) }
+        return try body.eval(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        for (s, p) in zip(slots, parts) { fp[s] = try await run(p, fp, m) }
+        return try body.eval(fp, m)
+    }
+}
+
+// MARK: - Control flow
+
+final class IfNode: Node {
+    let condition: Node
+    let then: Node
+    let otherwise: Node?
+    init(_ condition: Node, _ then: Node, _ otherwise: Node?) {
+        self.condition = condition; self.then = then; self.otherwise = otherwise
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if try condition.evalBool(fp, m) { return try then.eval(fp, m) }
+        if let o = otherwise { return try o.eval(fp, m) }
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let c = condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m)
+        if c { return try await run(then, fp, m) }
+        if let o = otherwise { return try await run(o, fp, m) }
+        return .nilValue
+    }
+}
+
+final class WhileNode: Node {
+    let condition: Node
+    let body: Node
+    init(_ condition: Node, _ body: Node) { self.condition = condition; self.body = body }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        while try condition.evalBool(fp, m) {
+            _ = try body.eval(fp, m)
+            if m.signal != .none {
+                if m.signal == .breakLoop { m.signal = .none; break }
+                if m.signal == .continueLoop { m.signal = .none; continue }
+                return .nilValue
+            }
+        }
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        while condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m) {
+            _ = try await run(body, fp, m)
+            if m.signal != .none {
+                if m.signal == .breakLoop { m.signal = .none; break }
+                if m.signal == .continueLoop { m.signal = .none; continue }
+                return .nilValue
+            }
+        }
+        return .nilValue
+    }
+}
+
+/// `for x in xs`, `for i, x in xs`, `for k, v in map`, `for c in string`.
+final class ForNode: Node {
+    let first: Int
+    let firstBoxed: Bool
+    let second: Int?
+    let secondBoxed: Bool
+    let iterable: Node
+    let body: Node
+    let range: SourceRange
+    init(first: Int, firstBoxed: Bool, second: Int?, secondBoxed: Bool, iterable: Node, body: Node, range: SourceRange) {
+        self.first = first; self.firstBoxed = firstBoxed; self.second = second; self.secondBoxed = secondBoxed
+        self.iterable = iterable; self.body = body; self.range = range
+    }
+
+    @inline(__always) func bind(_ fp: Frame, _ a: Value, _ b: Value) {
+        fp[first] = firstBoxed ? .cell(Cell(a)) : a
+        if let s = second { fp[s] = secondBoxed ? .cell(Cell(b)) : b }
+    }
+
+    /// The items to visit, as pairs (index or key, value) produced on demand.
+    func sequence(_ v: Value, _ m: Interpreter) throws -> (count: () -> Int, item: (Int) -> (Value, Value)) {
+        switch v {
+        case .list(let l):
+            // The live list: items appended during the loop are visited too.
+            return ({ l.items.count }, { i in (.int(i), l.items[i]) })
+        case .map(let map):
+            let keys = map.keys
+            let values = map.values
+            return ({ keys.count }, { i in (keys[i], values[i]) })
+        case .string(let s):
+            let chars = Array(s.value)
+            return ({ chars.count }, { i in (.int(i), .str(String(chars[i]))) })
+        default:
+            throw m.error(ErrorKind.type, "cannot iterate over a value of type \(v.typeName) (a list, map or string is needed)", at: range)
+        }
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let v = try iterable.eval(fp, m)
+        if second == nil, case .list(let l) = v {
+            // Fast path: `for x in list`.
+            var i = 0
+            while i < l.items.count {
+                let item = l.items[i]
+                fp[first] = firstBoxed ? .cell(Cell(item)) : item
+                i += 1
+                _ = try body.eval(fp, m)
+                if m.signal != .none {
+                    if m.signal == .breakLoop { m.signal = .none; break }
+                    if m.signal == .continueLoop { m.signal = .none; continue }
+                    return .nilValue
+                }
+            }
+            return .nilValue
+        }
+        let seq = try sequence(v, m)
+        var i = 0
+        while i < seq.count() {
+            let (a, b) = seq.item(i)
+            i += 1
+            if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
+            _ = try body.eval(fp, m)
+            if m.signal != .none {
+                if m.signal == .breakLoop { m.signal = .none; break }
+                if m.signal == .continueLoop { m.signal = .none; continue }
+                return .nilValue
+            }
+        }
+        return .nilValue
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let v = try await run(iterable, fp, m)
+        let seq = try sequence(v, m)
+        var i = 0
+        while i < seq.count() {
+            let (a, b) = seq.item(i)
+            i += 1
+            if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
+            _ = try await run(body, fp, m)
+            if m.signal != .none {
+                if m.signal == .breakLoop { m.signal = .none; break }
+                if m.signal == .continueLoop { m.signal = .none; continue }
+                return .nilValue
+            }
+        }
+        return .nilValue
+    }
+}
+
+final class ReturnNode: Node {
+    let value: Node?
+    init(_ value: Node?) { self.value = value }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        m.returnValue = try value?.eval(fp, m) ?? .nilValue
+        m.signal = .returnValue
+        return .nilValue
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        if let v = value { m.returnValue = try await run(v, fp, m) } else { m.returnValue = .nilValue }
+        m.signal = .returnValue
+        return .nilValue
+    }
+}
+
+final class SignalNode: Node {
+    let signal: Signal
+    init(_ signal: Signal) { self.signal = signal }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        m.signal = signal
+        return .nilValue
+    }
+}
+
+final class ThrowNode: Node {
+    let value: Node
+    let range: SourceRange
+    init(_ value: Node, _ range: SourceRange) { self.value = value; self.range = range }
+    func raise(_ v: Value, _ m: Interpreter) -> FlowError {
+        switch v {
+        case .error(let e): return FlowError(ErrorBox(kind: e.kind, message: e.message, data: e.data), at: range)
+        case .string(let s): return FlowError(kind: ErrorKind.user, message: s.value, at: range)
+        default: return FlowError(kind: ErrorKind.user, message: Printer.repr(v), at: range, data: v)
+        }
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        throw raise(try value.eval(fp, m), m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        throw raise(try await run(value, fp, m), m)
+    }
+}
+
+/// `try { } catch e if guard { } … finally { }`.
+final class TryNode: Node {
+    struct Clause {
+        let slot: Int?
+        let boxed: Bool
+        let guardNode: Node?
+        let body: Node
+    }
+    let body: Node
+    let clauses: [Clause]
+    let finally: Node?
+    init(body: Node, clauses: [Clause], finally: Node?) {
+        self.body = body; self.clauses = clauses; self.finally = finally
+    }
+
+    /// Finds the clause for an error, binding it; nil when none matches.
+    func select(_ e: FlowError, _ fp: Frame, _ m: Interpreter) throws -> Clause? {
+        e.value.trace = e.frames + [TraceFrame(function: "", range: e.pending)].filter { $0.range != nil }
+        let v = Value.error(e.value)
+        for c in clauses {
+            if let s = c.slot { fp[s] = c.boxed ? .cell(Cell(v)) : v }
+            if let g = c.guardNode, !(try g.evalBool(fp, m)) { continue }
+            return c
+        }
+        return nil
+    }
+
+    func runFinally(_ fp: Frame, _ m: Interpreter) throws {
+        guard let f = finally else { return }
+        let savedSignal = m.signal
+        let savedValue = m.returnValue
+        m.signal = .none
+        _ = try f.eval(fp, m)
+        if m.signal == .none { m.signal = savedSignal; m.returnValue = savedValue }
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        var result: Value
+        do {
+            result = try body.eval(fp, m)
+        } catch let e as FlowError {
+            do {
+                guard let c = try select(e, fp, m) else { throw e }
+                result = try c.body.eval(fp, m)
+            } catch {
+                try runFinally(fp, m)
+                throw error
+            }
+        }
+        try runFinally(fp, m)
+        return result
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        var result: Value
+        do {
+            result = try await run(body, fp, m)
+        } catch let e as FlowError {
+            do {
+                guard let c = try select(e, fp, m) else { throw e }
+                result = try await run(c.body, fp, m)
+            } catch {
+                try runFinally(fp, m)
+                throw error
+            }
+        }
+        try runFinally(fp, m)
+        return result
+    }
+}
+
+final class AndNode: Node {
+    let left: Node
+    let right: Node
+    init(_ left: Node, _ right: Node) { self.left = left; self.right = right }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let l = try left.eval(fp, m)
+        return l.isTruthy ? try right.eval(fp, m) : l
+    }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        try left.evalBool(fp, m) && right.evalBool(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let l = try await run(left, fp, m)
+        return l.isTruthy ? try await run(right, fp, m) : l
+    }
+}
+
+final class OrNode: Node {
+    let left: Node
+    let right: Node
+    init(_ left: Node, _ right: Node) { self.left = left; self.right = right }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let l = try left.eval(fp, m)
+        return l.isTruthy ? l : try right.eval(fp, m)
+    }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        try left.evalBool(fp, m) || right.evalBool(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let l = try await run(left, fp, m)
+        return l.isTruthy ? l : try await run(right, fp, m)
+    }
+}
+
+/// `match subject { pattern if guard => body … }`.
+final class MatchNode: Node {
+    struct Arm {
+        let pattern: PatternNode
+        let guardNode: Node?
+        let body: Node
+    }
+    let subject: Node
+    let arms: [Arm]
+    let range: SourceRange
+    init(subject: Node, arms: [Arm], range: SourceRange) {
+        self.subject = subject; self.arms = arms; self.range = range
+    }
+    func select(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Arm {
+        for arm in arms {
+            guard try arm.pattern.match(v, fp, m) else { continue }
+            if let g = arm.guardNode, !(try g.evalBool(fp, m)) { continue }
+            return arm
+        }
+        throw m.error(ErrorKind.value, "no match arm matches \(Printer.repr(v, limit: 60))", at: range)
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try select(try subject.eval(fp, m), fp, m).body.eval(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        try await run(try select(try await run(subject, fp, m), fp, m).body, fp, m)
+    }
+}
+
+/// A compiled pattern: tests a value and binds names to slots.
+class PatternNode {
+    func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool { true }
+}
+
+final class WildcardPattern: PatternNode {}
+
+final class BindPattern: PatternNode {
+    let slot: Int
+    let boxed: Bool
+    init(slot: Int, boxed: Bool) { self.slot = slot; self.boxed = boxed }
+    override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
+        fp[slot] = boxed ? .cell(Cell(v)) : v
+        return true
+    }
+}
+
+final class LiteralPattern: PatternNode {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+    override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool { Ops.equal(v, value) }
+}
+
+final class ListPattern: PatternNode {
+    let items: [PatternNode]
+    let rest: BindPattern?
+    init(items: [PatternNode], rest: BindPattern?) { self.items = items; self.rest = rest }
+    override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
+        guard case .list(let l) = v else { return false }
+        if rest == nil ? l.items.count != items.count : l.items.count < items.count { return false }
+        for (p, x) in zip(items, l.items) where !(try p.match(x, fp, m)) { return false }
+        if let r = rest { _ = try r.match(.list(Array(l.items[items.count...])), fp, m) }
+        return true
+    }
+}
+
+final class MapPattern: PatternNode {
+    let fields: [(String, PatternNode)]
+    init(fields: [(String, PatternNode)]) { self.fields = fields }
+    override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
+        guard case .map(let map) = v else { return false }
+        for (k, p) in fields {
+            guard let x = map.get(k), try p.match(x, fp, m) else { return false }
+        }
+        return true
+    }
+}
+
+final class AlternativesPattern: PatternNode {
+    let options: [PatternNode]
+    init(_ options: [PatternNode]) { self.options = options }
+    override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
+        for o in options where try o.match(v, fp, m) { return true }
+        return false
+    }
+}

@@ -1,0 +1,203 @@
+/// A Flow value.
+///
+/// Sixteen bytes: every payload is at most one word, so strings are boxed (a Swift
+/// `String` payload would make the enum 17 bytes and its stride 24). Lists and maps are
+/// references, as in Lua and Python: assigning one shares it.
+public enum Value: @unchecked Sendable {
+    case nilValue
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    /// A duration in nanoseconds (`250ms`).
+    case duration(Int)
+    case string(StringBox)
+    case list(ListBox)
+    case map(MapBox)
+    case closure(Closure)
+    case builtin(Builtin)
+    case error(ErrorBox)
+    /// Any other kind of value a host or a later stage defines (types, tasks, channels…).
+    case object(FlowObject)
+    /// A captured variable's cell. Lives only in frame slots, never in user-visible values.
+    case cell(Cell)
+
+    public static func str(_ s: String) -> Value { .string(StringBox(s)) }
+    public static func list(_ items: [Value]) -> Value { .list(ListBox(items)) }
+
+    /// The Flow name of the value's type, as `type(x)` returns it and errors print it.
+    public var typeName: String {
+        switch self {
+        case .nilValue: return "nil"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .float: return "float"
+        case .duration: return "duration"
+        case .string: return "string"
+        case .list: return "list"
+        case .map: return "map"
+        case .closure, .builtin: return "function"
+        case .error: return "error"
+        case .object(let o): return o.typeName
+        case .cell: return "cell"
+        }
+    }
+
+    /// Only `nil` and `false` are false.
+    @inline(__always) public var isTruthy: Bool {
+        switch self {
+        case .nilValue: return false
+        case .bool(let b): return b
+        default: return true
+        }
+    }
+
+    public var isNil: Bool { if case .nilValue = self { return true }; return false }
+
+    /// The string payload, or nil.
+    public var stringValue: String? { if case .string(let s) = self { return s.value }; return nil }
+    public var intValue: Int? { if case .int(let i) = self { return i }; return nil }
+    /// A number as a Double (ints convert).
+    public var numberValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .float(let f): return f
+        default: return nil
+        }
+    }
+}
+
+/// An immutable string. Counts characters once, on demand.
+public final class StringBox: @unchecked Sendable {
+    public let value: String
+    private var cachedCount = -1
+    public init(_ value: String) { self.value = value }
+    /// The number of characters (what `len` returns).
+    public var count: Int {
+        if cachedCount < 0 { cachedCount = value.count }
+        return cachedCount
+    }
+}
+
+/// A mutable list, shared by reference.
+public final class ListBox: @unchecked Sendable {
+    public var items: [Value]
+    public init(_ items: [Value] = []) { self.items = items }
+}
+
+/// A key of a map: the hashable subset of values. Integral floats key like ints, so
+/// `m[1]` and `m[1.0]` are the same entry, as `1 == 1.0`.
+public enum MapKey: Hashable, Sendable {
+    case nilKey, bool(Bool), int(Int), float(Double), duration(Int), string(String)
+
+    public init?(_ v: Value) {
+        switch v {
+        case .nilValue: self = .nilKey
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .float(let f):
+            if f.rounded() == f, let i = Int(exactly: f) { self = .int(i) } else { self = .float(f) }
+        case .duration(let d): self = .duration(d)
+        case .string(let s): self = .string(s.value)
+        default: return nil
+        }
+    }
+}
+
+/// A map that keeps insertion order, shared by reference. Records (`{a: 1}`) are maps.
+public final class MapBox: @unchecked Sendable {
+    public private(set) var keys: [Value] = []
+    public private(set) var values: [Value] = []
+    private var index: [MapKey: Int] = [:]
+    /// The name of the `type` this record was built by, if any.
+    public var typeName: String?
+
+    public init() {}
+
+    public init(_ pairs: [(String, Value)]) {
+        keys.reserveCapacity(pairs.count)
+        values.reserveCapacity(pairs.count)
+        for (k, v) in pairs { set(.str(k), v) }
+    }
+
+    public var count: Int { keys.count }
+
+    @inline(__always) public func get(_ key: MapKey) -> Value? {
+        if let i = index[key] { return values[i] }
+        return nil
+    }
+
+    public func get(_ key: String) -> Value? { get(.string(key)) }
+
+    /// Returns false when the key is not hashable (a list, a map, a function…).
+    @discardableResult
+    public func set(_ key: Value, _ value: Value) -> Bool {
+        guard let k = MapKey(key) else { return false }
+        set(k, key, value)
+        return true
+    }
+
+    @inline(__always) public func set(_ k: MapKey, _ key: Value, _ value: Value) {
+        if let i = index[k] { values[i] = value; return }
+        index[k] = keys.count
+        keys.append(key)
+        values.append(value)
+    }
+
+    public func set(_ key: String, _ value: Value) { set(.string(key), .str(key), value) }
+
+    /// Removes an entry, keeping the order of the rest; returns the removed value.
+    @discardableResult
+    public func remove(_ key: MapKey) -> Value? {
+        guard let i = index.removeValue(forKey: key) else { return nil }
+        let v = values[i]
+        keys.remove(at: i)
+        values.remove(at: i)
+        if i < keys.count {
+            for j in i..<keys.count { index[MapKey(keys[j])!] = j }
+        }
+        return v
+    }
+
+    public func copy() -> MapBox {
+        let m = MapBox()
+        m.keys = keys
+        m.values = values
+        m.index = index
+        m.typeName = typeName
+        return m
+    }
+}
+
+/// A heap cell holding a variable that a closure captures.
+public final class Cell: @unchecked Sendable {
+    public var value: Value
+    public init(_ value: Value) { self.value = value }
+}
+
+/// A Flow error value: a kind (`"type"`, `"timeout"`, a user's own…), a message and
+/// optional data. `try`/`catch` binds one; `throw` raises one.
+public final class ErrorBox: @unchecked Sendable {
+    public let kind: String
+    public let message: String
+    public let data: Value
+    /// Where it was raised, most recent call first, once it has unwound (for `e.trace`).
+    public var trace: [TraceFrame] = []
+
+    public init(kind: String, message: String, data: Value = .nilValue) {
+        self.kind = kind
+        self.message = message
+        self.data = data
+    }
+}
+
+/// The base class of values that Flow does not build in: hosts and later stages subclass
+/// it (types, tasks, channels, syntax trees).
+open class FlowObject: @unchecked Sendable {
+    public init() {}
+    /// The name `type(x)` returns.
+    open var typeName: String { "object" }
+    /// How `print` shows it.
+    open var description: String { "<\(typeName)>" }
+    /// Member lookup (`x.name`); nil when there is no such member.
+    open func member(_ name: String) -> Value? { nil }
+}
