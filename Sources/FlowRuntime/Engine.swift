@@ -63,6 +63,8 @@ public final class Engine: @unchecked Sendable {
         thread = InterpreterThread(stackSize: Engine.threadStackSize)
     }
 
+    deinit { thread.stop() }
+
     /// Runs `work` on the interpreter thread and waits for it.
     public func perform<T>(_ work: @escaping () throws -> T) throws -> T {
         try thread.sync(work)
@@ -205,6 +207,7 @@ final class InterpreterThread: @unchecked Sendable {
     private var queue: [() -> Void] = []
     private var thread: pthread_t? = nil
     private var threadID: pthread_t? = nil
+    private var stopped = false
 
     init(stackSize: Int) {
         pthread_mutex_init(&mutex, nil)
@@ -227,11 +230,21 @@ final class InterpreterThread: @unchecked Sendable {
         threadID = pthread_self()
         while true {
             pthread_mutex_lock(&mutex)
-            while queue.isEmpty { pthread_cond_wait(&condition, &mutex) }
+            while queue.isEmpty && !stopped { pthread_cond_wait(&condition, &mutex) }
+            if queue.isEmpty && stopped { pthread_mutex_unlock(&mutex); return }
             let work = queue.removeFirst()
             pthread_mutex_unlock(&mutex)
             work()
         }
+    }
+
+    /// Lets the thread finish its queue and exit.
+    func stop() {
+        pthread_mutex_lock(&mutex)
+        stopped = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+        if let t = thread { pthread_detach(t) }
     }
 
     /// Runs `work` on the thread and waits; runs it inline when already on the thread.

@@ -237,7 +237,11 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     func describe(_ p: FunctionProto) -> String {
-        p.name == "<lambda>" ? "lambda" : "fn '\(p.name)'"
+        switch p.name {
+        case "<lambda>": return "lambda"
+        case "<main>": return "<main>"
+        default: return "fn '\(p.name)'"
+        }
     }
 
     /// Places arguments in parameter slots, evaluates defaults for missing ones, copies

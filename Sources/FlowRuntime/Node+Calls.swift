@@ -232,7 +232,7 @@ public enum Suggest {
         var best: (String, Int)? = nil
         for c in candidates where c != name {
             let d = distance(name, c)
-            if d <= limit && (best == nil || d < best!.1) { best = (c, d) }
+            if d <= limit && d < name.count && (best == nil || d < best!.1) { best = (c, d) }
         }
         return best?.0
     }

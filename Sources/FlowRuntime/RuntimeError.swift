@@ -43,7 +43,7 @@ public final class FlowError: Error, @unchecked Sendable, CustomStringConvertibl
     /// Closes the traceback at the outermost frame.
     func finish(_ function: String = "<main>") {
         guard !finished else { return }
-        frames.append(TraceFrame(function: function, range: pending))
+        if pending != nil || frames.isEmpty { frames.append(TraceFrame(function: function, range: pending)) }
         pending = nil
         finished = true
         value.trace = frames

@@ -57,6 +57,7 @@ fn count_by(xs, key) {
   }
   return counts
 }
+
 """#,
         "prelude": #"""
 # The prelude: definitions every program sees without an import.
@@ -103,6 +104,7 @@ fn zip(xs, ys) {
   }
   return out
 }
+
 """#,
     ]
 }

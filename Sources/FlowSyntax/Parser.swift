@@ -224,6 +224,7 @@ public struct Parser {
     /// Parses one statement and checks what follows it; on error, reports and skips.
     mutating func parseStatementRecovering(inBlock: Bool) -> Stmt? {
         let savedStack = newlineStack
+        let startPos = pos
         let savedDepth = depth
         let savedTrailing = noTrailingBlock
         do {
@@ -241,9 +242,8 @@ public struct Parser {
             newlineStack = savedStack
             depth = savedDepth
             noTrailingBlock = savedTrailing
-            let before = pos
             synchronize()
-            if pos == before && !at(.eof) && !(inBlock && tokens[pos].kind == .rBrace)
+            if pos <= startPos && !at(.eof) && !(inBlock && tokens[pos].kind == .rBrace)
                 && tokens[pos].kind != .newline && tokens[pos].kind != .semicolon {
                 pos += 1 // always make progress
             }
