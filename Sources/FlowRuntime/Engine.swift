@@ -133,7 +133,11 @@ public final class Engine: @unchecked Sendable {
             do {
                 let m: Module
                 switch path {
-                case .standard(let parts): m = try loadStandardModule(parts.joined(separator: "/"), from: range)
+                case .standard(let parts):
+                    guard parts.count > 1, parts[0] == "std" else {
+                        throw FlowError(kind: "import", message: "'\(parts.joined(separator: "/"))' is not a module path: standard modules are 'std/name', files are quoted ('import \"lib/util.flow\"')", at: range)
+                    }
+                    m = try loadStandardModule(parts.dropFirst().joined(separator: "/"), from: range)
                 case .file(let p): m = try loadFileModule(p, from: range)
                 }
                 imports[alias ?? Resolver.defaultAlias(path)] = m

@@ -223,7 +223,7 @@ public struct Lexer {
             i += 1
         }
         let lineEnd = file.lineStarts.first(where: { $0 > opener }).map { $0 - 1 } ?? limit
-        error("unterminated string: expected '\(triple ? "\"\"\"" : "\"")' to close the string, found \(i < limit ? "end of line" : "end of file")", opener, triple ? opener + 3 : max(opener + 1, lineEnd))
+        error("unterminated string: expected a closing \(triple ? "triple quote" : "quote"), found \(i < limit ? "end of line" : "end of file")", opener, triple ? opener + 3 : max(opener + 1, lineEnd))
         if !triple { i = min(i, limit) } else { i = limit }
         return false
     }

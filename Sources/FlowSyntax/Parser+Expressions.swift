@@ -162,6 +162,10 @@ extension Parser {
         case .identifier:
             advance()
             return Expr(.name(text(t)), range(t))
+        case .kwType where peekNext().kind == .lParen:
+            // `type(x)` is the builtin; `type Name {` declares a type.
+            advance()
+            return Expr(.name("type"), range(t))
         case .dollar: return parseStateExpression()
         case .lParen:
             return try nested { (p) throws(Failure) in

@@ -122,9 +122,21 @@ public struct Parser {
     mutating func fail(expected what: String) -> Failure {
         let t = peek()
         if t.kind != .invalid { // the lexer already reported invalid tokens
-            error("expected \(what), found \(describe(t))", at: range(t))
+            error("expected \(what), found \(describe(t))", at: errorRange(t))
         }
         return Failure()
+    }
+
+    /// Where to point for a token: the end of the previous token when it is the end of a
+    /// line or of the file, so the caret sits where something is missing.
+    func errorRange(_ t: Token) -> SourceRange {
+        if (t.kind == .eof || t.kind == .newline) && pos > 0 {
+            var k = pos - 1
+            while k > 0 && tokens[k].kind == .newline { k -= 1 }
+            let end = tokens[k].end
+            return SourceRange(file: file, start: end, end: end)
+        }
+        return range(t)
     }
 
     @discardableResult
@@ -141,7 +153,7 @@ public struct Parser {
         if t.kind != .invalid {
             let o = range(opener).startLocation
             error("expected '\(kind.punctuation)' to close '\(text(opener))' at \(o.line):\(o.column), found \(describe(t))",
-                  at: range(t), notes: [Diagnostic.Note("'\(text(opener))' opened here", at: range(opener))])
+                  at: errorRange(t), notes: [Diagnostic.Note("'\(text(opener))' opened here", at: range(opener))])
         }
         throw Failure()
     }
@@ -233,6 +245,7 @@ public struct Parser {
             switch t.kind {
             case .newline, .semicolon, .eof: break
             case .rBrace where inBlock: break
+            case .invalid: throw Failure() // the lexer reported it
             default:
                 error("expected end of statement (a newline or ';') after \(describeStatement(s)), found \(describe(t))", at: range(t))
                 throw Failure()
@@ -289,7 +302,7 @@ public struct Parser {
         case .kwLet: return try parseLetStatement()
         case .kwFn where peekNext().kind == .identifier: return try parseFnDeclaration()
         case .kwFlow: return try parseFlowDeclaration()
-        case .kwType: return try parseTypeDeclaration()
+        case .kwType where peekNext().kind == .identifier: return try parseTypeDeclaration()
         case .kwImport: return try parseImportStatement()
         case .kwWhile: return try parseWhileStatement()
         case .kwFor: return try parseForStatement()
