@@ -10,24 +10,31 @@ public final class FunctionProto: @unchecked Sendable {
     /// The number of leading parameters without a default.
     public let requiredCount: Int
     /// Slots in a frame: parameters, then captured cells, then locals and temporaries.
-    var frameSize: Int = 0
-    var body: Node = ConstNode(.nilValue)
+    @exclusivity(unchecked) var frameSize: Int = 0
+    @exclusivity(unchecked) var body: Node = ConstNode(.nilValue) {
+        didSet { bodyRef = Unmanaged.passUnretained(body) }
+    }
+    /// `body` without the retain a class property read costs on every call.
+    @exclusivity(unchecked) var bodyRef: Unmanaged<Node>
     /// Parameter slots that a closure captures: boxed into cells on entry.
-    var boxedParameters: [Int] = []
+    @exclusivity(unchecked) var boxedParameters: [Int] = []
     /// True when the body can suspend (sleep, and later awaits and nodes): such a function
     /// runs on the async path; every other one runs synchronously.
-    public internal(set) var isAsync = false
+    @exclusivity(unchecked) public internal(set) var isAsync = false
     public let range: SourceRange?
 
     init(name: String, parameters: [String], defaults: [Node?], range: SourceRange?) {
         self.name = name
         self.parameters = parameters
         self.defaults = defaults
+        self.arity = parameters.count
         self.requiredCount = defaults.firstIndex(where: { $0 != nil }) ?? defaults.count
         self.range = range
+        self.bodyRef = Unmanaged.passUnretained(body)
     }
 
-    public var arity: Int { parameters.count }
+    /// `parameters.count`, stored: it is checked on every call.
+    public let arity: Int
 }
 
 /// A function value: a prototype and the cells it captured.

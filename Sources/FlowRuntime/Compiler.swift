@@ -48,7 +48,7 @@ struct Compiler {
             switch s.kind {
             case .fnDecl(let d):
                 let cell = module.globals[d.name!]!
-                prologue.append(GlobalSet(cell, ConstNode(.closure(Closure(proto: compileFunction(d), captures: [])))))
+                prologue.append(DefineFunctionNode(cell, Closure(proto: compileFunction(d), captures: [])))
             case .importDecl(let path, let alias, _):
                 let name = alias ?? Resolver.defaultAlias(path)
                 if let m = res.globals[name]?.module, let ns = m.namespace {
@@ -78,12 +78,7 @@ struct Compiler {
         let proto = FunctionProto(name: d.name ?? "<lambda>", parameters: d.parameters.map { $0.name },
                                   defaults: defaults, range: d.nameRange ?? d.range)
         proto.isAsync = inner.suspends
-        var statements = d.body.statements.map { statement($0) }
-        // A trailing `return e` is just the block's value: no signal to set and clear.
-        if let last = d.body.statements.last, case .returnStmt(let v) = last.kind, !statements.isEmpty {
-            statements[statements.count - 1] = v.map { expr($0) } ?? ConstNode(.nilValue)
-        }
-        proto.body = sequence(statements)
+        proto.body = tail(d.body.statements[...])
         proto.boxedParameters = inner.parameters.filter { $0.captured }.map { $0.index }
         proto.frameSize = localBase + inner.maxLocals + maxTemps
         return proto
@@ -101,6 +96,58 @@ struct Compiler {
     }
 
     // MARK: - Statements
+
+    /// Compiles statements whose value is the function's result. A `return` there is just
+    /// the value, and `if c { …; return x }` followed by more statements becomes
+    /// `if c { …; x } else { more }`: early returns cost no signal.
+    mutating func tail(_ statements: ArraySlice<Stmt>) -> Node {
+        var nodes: [Node] = []
+        var i = statements.startIndex
+        while i < statements.endIndex {
+            let s = statements[i]
+            let isLast = i == statements.endIndex - 1
+            if case .returnStmt(let v) = s.kind {
+                // Anything after a return is unreachable.
+                nodes.append(v.map { expr($0) } ?? ConstNode(.nilValue))
+                return sequence(nodes)
+            }
+            if case .expr(let e) = s.kind, case .ifExpr(let c, let then, let otherwise) = e.kind {
+                if isLast {
+                    nodes.append(tailIf(c, then, otherwise))
+                    return sequence(nodes)
+                }
+                if otherwise == nil, endsInReturn(then.statements) {
+                    let cn = expr(c)
+                    let tn = tail(then.statements[...])
+                    let rest = tail(statements[(i + 1)...])
+                    nodes.append(marked(IfNode(cn, tn, rest), [cn, tn, rest]))
+                    return sequence(nodes)
+                }
+            }
+            nodes.append(statement(s))
+            i += 1
+        }
+        return sequence(nodes)
+    }
+
+    mutating func tailIf(_ c: Expr, _ then: Block, _ otherwise: ElseBranch?) -> Node {
+        let cn = expr(c)
+        let withScope = tail(then.statements[...])
+        var on: Node? = nil
+        switch otherwise {
+        case .block(let b): on = tail(b.statements[...])
+        case .elseIf(let x):
+            if case .ifExpr(let c2, let t2, let o2) = x.kind { on = tailIf(c2, t2, o2) } else { on = expr(x) }
+        case nil: break
+        }
+        return marked(IfNode(cn, withScope, on), [cn, withScope, on])
+    }
+
+    func endsInReturn(_ statements: [Stmt]) -> Bool {
+        guard let last = statements.last else { return false }
+        if case .returnStmt = last.kind { return true }
+        return false
+    }
 
     func sequence(_ nodes: [Node]) -> Node {
         let n: Node
@@ -209,6 +256,7 @@ struct Compiler {
         switch target.kind {
         case .name:
             guard let ref = res.refs[ObjectIdentifier(target)] else { return ConstNode(.nilValue) }
+            if let fused = fusedLocalUpdate(target, op, valueExpr, range) { return fused }
             let current = op == .assign ? ConstNode(.nilValue) : read(ref, target.range)
             return write(ref, combine(&self, current))
         case .member(let o, let name, let nameRange):
@@ -348,17 +396,61 @@ struct Compiler {
         return m.globals[name]
     }
 
+    /// The slot of an expression that is a plain (uncaptured) local of this function.
+    func plainLocal(_ e: Expr) -> Int? {
+        if case .name = e.kind, case .local(let v)? = res.refs[ObjectIdentifier(e)], !v.captured { return slot(v) }
+        return nil
+    }
+
+    /// `x += e`, `x = x + e` (and -, *) on a plain local: one node that updates in place.
+    mutating func fusedLocalUpdate(_ target: Expr, _ op: AssignOp, _ valueExpr: Expr, _ range: SourceRange) -> Node? {
+        guard let s = plainLocal(target) else { return nil }
+        var arith: ArithLocalLocalNode.Op
+        var operand: Expr
+        switch op {
+        case .add: arith = .add; operand = valueExpr
+        case .subtract: arith = .subtract; operand = valueExpr
+        case .multiply: arith = .multiply; operand = valueExpr
+        case .divide: return nil
+        case .assign:
+            guard case .binary(let bop, let l, let r) = valueExpr.kind, plainLocal(l) == s else { return nil }
+            switch bop {
+            case .add: arith = .add
+            case .subtract: arith = .subtract
+            case .multiply: arith = .multiply
+            default: return nil
+            }
+            operand = r
+        }
+        if case .intLiteral(let c) = operand.kind, arith != .multiply, c != Int.min {
+            return IncrementLocalNode(slot: s, c: arith == .add ? c : -c, range: range)
+        }
+        let v = expr(operand)
+        if v.yields { return nil }
+        return UpdateLocalNode(slot: s, value: v, op: arith, range: range)
+    }
+
     mutating func binaryNode(_ op: BinaryOp, _ ln: Node, _ rn: Node, _ range: SourceRange, leftExpr: Expr, rightExpr: Expr) -> Node {
         var constant: Int? = nil
         if case .intLiteral(let c) = rightExpr.kind { constant = c }
-        var localSlot: Int? = nil
-        if case .name = leftExpr.kind, case .local(let v)? = res.refs[ObjectIdentifier(leftExpr)], !v.captured {
-            localSlot = slot(v)
+        let localSlot = plainLocal(leftExpr)
+        if let a = localSlot, let b = plainLocal(rightExpr) {
+            switch op {
+            case .add: return ArithLocalLocalNode(a: a, b: b, op: .add, range: range)
+            case .subtract: return ArithLocalLocalNode(a: a, b: b, op: .subtract, range: range)
+            case .multiply: return ArithLocalLocalNode(a: a, b: b, op: .multiply, range: range)
+            default: break
+            }
         }
         if !ln.yields && !rn.yields, let c = constant {
             switch op {
-            case .add: return AddConstNode(ln, c, range)
-            case .subtract where c != Int.min: return AddConstNode(ln, -c, range)
+            case .add:
+                if let s = localSlot { return AddLocalConstNode(slot: s, c: c, range: range) }
+                return AddConstNode(ln, c, range)
+            case .subtract where c != Int.min:
+                if let s = localSlot { return AddLocalConstNode(slot: s, c: -c, range: range) }
+                return AddConstNode(ln, -c, range)
+            case .remainder where c > 0: return ModConstNode(ln, c, range)
             case .less, .lessEqual, .greater, .greaterEqual:
                 if let s = localSlot {
                     return CompareLocalConstNode(slot: s, c: c, general: Compiler.compareNode(op, ln, rn, range))
@@ -426,7 +518,15 @@ struct Compiler {
         }
         let calleeNode = expr(callee)
         let n: Node
-        if named.isEmpty {
+        if named.isEmpty, case .name(let fname) = callee.kind, case .global(let g)? = res.refs[ObjectIdentifier(callee)],
+           res.globals[g]?.kind == .function, let cell = module.globals[fname] {
+            switch positional.count {
+            case 0: n = CallGlobal0Node(cell: cell, range: range)
+            case 1: n = CallGlobal1Node(cell: cell, a0: positional[0], range: range)
+            case 2: n = CallGlobal2Node(cell: cell, a0: positional[0], a1: positional[1], range: range)
+            default: n = CallGlobalNNode(cell: cell, args: positional, range: range)
+            }
+        } else if named.isEmpty {
             switch positional.count {
             case 0: n = Call0Node(callee: calleeNode, range: range)
             case 1: n = Call1Node(callee: calleeNode, a0: positional[0], range: range)

@@ -60,12 +60,13 @@ public final class Interpreter: @unchecked Sendable {
     static let stackSlots = 1 << 22
 
     let stackBase: Frame
-    var top: Frame
+    // The registers of the hot path: no dynamic exclusivity checks (one thread uses them).
+    @exclusivity(unchecked) var top: Frame
     let stackEnd: Frame
-    var depth = 0
+    @exclusivity(unchecked) var depth = 0
     let maxCallDepth: Int
-    var signal: Signal = .none
-    var returnValue: Value = .nilValue
+    @exclusivity(unchecked) var signal: Signal = .none
+    @exclusivity(unchecked) var returnValue: Value = .nilValue
 
     public let configuration: Configuration
     let loop: EventLoop
@@ -75,7 +76,7 @@ public final class Interpreter: @unchecked Sendable {
     var methodIDs: [String: Int] = [:]
     var methodNames: [String] = []
     /// methods[kind][id]
-    var methods: [[Builtin?]] = Array(repeating: [], count: ValueKind.allCases.count)
+    @exclusivity(unchecked) var methods: [[Builtin?]] = Array(repeating: [], count: ValueKind.allCases.count)
     var modules: [String: Module] = [:]
     var modulesLoading: Set<String> = []
 
@@ -194,11 +195,11 @@ public final class Interpreter: @unchecked Sendable {
         }
         let fp = top
         guard depth < maxCallDepth, fp + p.frameSize <= stackEnd else { throw recursionError(range) }
-        fp.initialize(repeating: .nilValue, count: p.frameSize)
+        clearFrame(fp, p.frameSize)
         top = fp + p.frameSize
         depth += 1
         defer {
-            fp.deinitialize(count: p.frameSize)
+            dropFrame(fp, p.frameSize)
             top = fp
             depth -= 1
         }
@@ -218,10 +219,10 @@ public final class Interpreter: @unchecked Sendable {
         guard depth < maxCallDepth else { throw recursionError(range) }
         // Async frames live on the heap: a suspended call must not pin the value stack.
         let fp = Frame.allocate(capacity: max(1, p.frameSize))
-        fp.initialize(repeating: .nilValue, count: p.frameSize)
+        clearFrame(fp, p.frameSize)
         depth += 1
         defer {
-            fp.deinitialize(count: p.frameSize)
+            dropFrame(fp, p.frameSize)
             fp.deallocate()
             depth -= 1
         }
@@ -323,6 +324,27 @@ public final class Interpreter: @unchecked Sendable {
     }
 }
 
+/// Initializes `n` frame slots to nil. A loop, not `initialize(repeating:count:)`, which
+/// calls into the runtime: frames are small and this is on every call.
+@inline(__always) func clearFrame(_ fp: Frame, _ n: Int) {
+    var k = 0
+    while k < n { (fp + k).initialize(to: .nilValue); k += 1 }
+}
+
+/// Releases `n` frame slots (the inline counterpart of `deinitialize(count:)`); values
+/// without a reference are skipped without a call. What stays behind is trivial, so the
+/// memory may be initialized again without a leak.
+@inline(__always) func dropFrame(_ fp: Frame, _ n: Int) {
+    var k = 0
+    while k < n {
+        switch fp[k] {
+        case .nilValue, .bool, .int, .float, .duration: break
+        default: (fp + k).deinitialize(count: 1); (fp + k).initialize(to: .nilValue)
+        }
+        k += 1
+    }
+}
+
 /// A loaded file: its global cells and what it exports.
 final class Module {
     let path: String
@@ -338,7 +360,36 @@ final class Module {
 /// A top-level variable or definition: calls and reads reach it without a lookup.
 final class GlobalCell {
     let name: String
-    var value: Value = .nilValue
-    var isDefined = false
+    @exclusivity(unchecked) var value: Value = .nilValue
+    @exclusivity(unchecked) var isDefined = false
+    /// For a global defined by `fn`: the closure, reachable without a retain. Such a global
+    /// cannot be assigned by a script, and a redefinition keeps the old version alive, so
+    /// the reference is valid for as long as a call through it runs.
+    @exclusivity(unchecked) var function: Unmanaged<Closure>? = nil
+    /// The prototype when the function can be called directly: synchronous, no captures
+    /// (true of every top-level `fn` that cannot suspend).
+    @exclusivity(unchecked) var direct: Unmanaged<FunctionProto>? = nil
+    /// The direct callee's arity (-1 when there is none), frame size and body, copied
+    /// here so a call needs one object, not three.
+    @exclusivity(unchecked) var directArity = -1
+    @exclusivity(unchecked) var directFrameSize = 0
+    @exclusivity(unchecked) var directBody: Unmanaged<Node>? = nil
     init(name: String) { self.name = name }
+
+    func define(_ c: Closure) {
+        value = .closure(c)
+        isDefined = true
+        function = Unmanaged.passUnretained(c)
+        let p = c.proto
+        if c.captures.isEmpty && !p.isAsync && p.boxedParameters.isEmpty {
+            direct = Unmanaged.passUnretained(p)
+            directArity = p.arity
+            directFrameSize = p.frameSize
+            directBody = p.bodyRef
+        } else {
+            direct = nil
+            directArity = -1
+            directBody = nil
+        }
+    }
 }

@@ -9,11 +9,11 @@ extension Interpreter {
         let size = p.frameSize
         let fp = top
         guard depth < maxCallDepth, fp + size <= stackEnd else { throw recursionError(range) }
-        fp.initialize(repeating: .nilValue, count: size)
+        clearFrame(fp, size)
         top = fp + size
         depth += 1
         defer {
-            fp.deinitialize(count: size)
+            dropFrame(fp, size)
             top = fp
             depth -= 1
         }
@@ -25,7 +25,7 @@ extension Interpreter {
             if !p.boxedParameters.isEmpty {
                 for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
             }
-            var r = try p.body.eval(fp, self)
+            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
             if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
             return r
         } catch let e as FlowError {

@@ -168,3 +168,95 @@ final class InNode: Node {
         return try Ops.contains(b, a, range)
     }
 }
+
+// MARK: - Fused forms over local slots
+
+/// `local + c` (and `local - c` as `local + -c`).
+final class AddLocalConstNode: Node {
+    let slot: Int, c: Int, range: SourceRange
+    init(slot: Int, c: Int, range: SourceRange) { self.slot = slot; self.c = c; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if case .int(let x) = fp[slot] {
+            let (s, o) = x.addingReportingOverflow(c)
+            if !o { return .int(s) }
+        }
+        return try Ops.add(fp[slot], .int(c), range)
+    }
+}
+
+/// `a op b` for two plain locals.
+final class ArithLocalLocalNode: Node {
+    enum Op { case add, subtract, multiply }
+    let a: Int, b: Int, op: Op, range: SourceRange
+    init(a: Int, b: Int, op: Op, range: SourceRange) { self.a = a; self.b = b; self.op = op; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if case .int(let x) = fp[a], case .int(let y) = fp[b] {
+            let (r, o): (Int, Bool)
+            switch op {
+            case .add: (r, o) = x.addingReportingOverflow(y)
+            case .subtract: (r, o) = x.subtractingReportingOverflow(y)
+            case .multiply: (r, o) = x.multipliedReportingOverflow(by: y)
+            }
+            if !o { return .int(r) }
+        }
+        switch op {
+        case .add: return try Ops.add(fp[a], fp[b], range)
+        case .subtract: return try Ops.subtract(fp[a], fp[b], range)
+        case .multiply: return try Ops.multiply(fp[a], fp[b], range)
+        }
+    }
+}
+
+/// `x % c` for a positive constant.
+final class ModConstNode: Node {
+    let l: Node, c: Int, range: SourceRange
+    init(_ l: Node, _ c: Int, _ range: SourceRange) { self.l = l; self.c = c; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let v = try l.eval(fp, m)
+        if case .int(let x) = v {
+            let r = x % c
+            return .int(r < 0 ? r + c : r)
+        }
+        return try Ops.remainder(v, .int(c), range)
+    }
+}
+
+/// `x = x + e`, `x += e` (also -, *) on a plain local: updated in place.
+final class UpdateLocalNode: Node {
+    let slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange
+    init(slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange) {
+        self.slot = slot; self.value = value; self.op = op; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let v = try value.eval(fp, m)
+        if case .int(let x) = fp[slot], case .int(let y) = v {
+            let (r, o): (Int, Bool)
+            switch op {
+            case .add: (r, o) = x.addingReportingOverflow(y)
+            case .subtract: (r, o) = x.subtractingReportingOverflow(y)
+            case .multiply: (r, o) = x.multipliedReportingOverflow(by: y)
+            }
+            if !o { fp[slot] = .int(r); return .nilValue }
+        }
+        switch op {
+        case .add: fp[slot] = try Ops.add(fp[slot], v, range)
+        case .subtract: fp[slot] = try Ops.subtract(fp[slot], v, range)
+        case .multiply: fp[slot] = try Ops.multiply(fp[slot], v, range)
+        }
+        return .nilValue
+    }
+}
+
+/// `x += c` / `x = x + c` on a plain local with an int constant.
+final class IncrementLocalNode: Node {
+    let slot: Int, c: Int, range: SourceRange
+    init(slot: Int, c: Int, range: SourceRange) { self.slot = slot; self.c = c; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if case .int(let x) = fp[slot] {
+            let (r, o) = x.addingReportingOverflow(c)
+            if !o { fp[slot] = .int(r); return .nilValue }
+        }
+        fp[slot] = try Ops.add(fp[slot], .int(c), range)
+        return .nilValue
+    }
+}

@@ -9,7 +9,7 @@ import FlowSyntax
 /// and return through `Interpreter.signal`.
 class Node {
     /// True when evaluating this node may suspend (it calls something that can).
-    var yields = false
+    @exclusivity(unchecked) var yields = false
 
     func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         fatalError("\(type(of: self)) has no synchronous form")

@@ -80,7 +80,7 @@ public final class StringBox: @unchecked Sendable {
 
 /// A mutable list, shared by reference.
 public final class ListBox: @unchecked Sendable {
-    public var items: [Value]
+    @exclusivity(unchecked) public var items: [Value]
     public init(_ items: [Value] = []) { self.items = items }
 }
 
@@ -105,9 +105,9 @@ public enum MapKey: Hashable, Sendable {
 
 /// A map that keeps insertion order, shared by reference. Records (`{a: 1}`) are maps.
 public final class MapBox: @unchecked Sendable {
-    public private(set) var keys: [Value] = []
-    public private(set) var values: [Value] = []
-    private var index: [MapKey: Int] = [:]
+    @exclusivity(unchecked) public private(set) var keys: [Value] = []
+    @exclusivity(unchecked) public private(set) var values: [Value] = []
+    @exclusivity(unchecked) private var index: [MapKey: Int] = [:]
     /// The name of the `type` this record was built by, if any.
     public var typeName: String?
 
@@ -170,7 +170,7 @@ public final class MapBox: @unchecked Sendable {
 
 /// A heap cell holding a variable that a closure captures.
 public final class Cell: @unchecked Sendable {
-    public var value: Value
+    @exclusivity(unchecked) public var value: Value
     public init(_ value: Value) { self.value = value }
 }
 

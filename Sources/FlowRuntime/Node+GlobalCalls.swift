@@ -1,0 +1,168 @@
+import FlowSyntax
+
+// Calls of functions defined by `fn` at the top of a module, by positional arguments:
+// the hot path of recursive code. The callee is reached through the global cell's
+// unretained reference, so a call costs no retain, no array and no lookup.
+
+/// Defines a top-level `fn` when its module starts.
+final class DefineFunctionNode: Node {
+    let cell: GlobalCell
+    let closure: Closure
+    init(_ cell: GlobalCell, _ closure: Closure) { self.cell = cell; self.closure = closure }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        cell.define(closure)
+        return .nilValue
+    }
+}
+
+extension Interpreter {
+    /// Finishes a direct call: runs the body in the frame the caller filled, pops it.
+    /// The caller has initialized the arguments; the rest of the frame is cleared here.
+    @inline(__always)
+    func runDirect(_ p: FunctionProto, _ fp: Frame, argc: Int, _ range: SourceRange) throws -> Value {
+        let size = p.frameSize
+        var k = argc
+        while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
+        top = fp + size
+        depth += 1
+        do {
+            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            dropFrame(fp, size)
+            top = fp
+            depth -= 1
+            return r
+        } catch {
+            dropFrame(fp, size)
+            top = fp
+            depth -= 1
+            if let e = error as? FlowError { e.unwind(through: describe(p), calledFrom: range) }
+            throw error
+        }
+    }
+
+    /// Runs a direct callee's body in a frame whose arguments the caller initialized.
+    @inline(__always)
+    func runBody(_ body: Unmanaged<Node>, _ fp: Frame, size: Int, argc: Int, _ cell: GlobalCell, _ range: SourceRange) throws -> Value {
+        var k = argc
+        while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
+        top = fp + size
+        depth += 1
+        do {
+            var r = try body._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            dropFrame(fp, size)
+            top = fp
+            depth -= 1
+            return r
+        } catch {
+            dropFrame(fp, size)
+            top = fp
+            depth -= 1
+            if let e = error as? FlowError, let p = cell.direct?.takeUnretainedValue() {
+                e.unwind(through: describe(p), calledFrom: range)
+            }
+            throw error
+        }
+    }
+
+    /// True when a frame of `size` slots fits and the depth limit allows one more call.
+    @inline(__always) func hasRoom(_ size: Int) -> Bool {
+        depth < maxCallDepth && top + size <= stackEnd
+    }
+}
+
+/// `f()` for a top-level `fn f`.
+final class CallGlobal0Node: Node {
+    let cell: GlobalCell
+    let range: SourceRange
+    init(cell: GlobalCell, range: SourceRange) { self.cell = cell; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if let d = cell.direct {
+            return try d._withUnsafeGuaranteedRef { p in
+                guard p.arity == 0, m.hasRoom(p.frameSize) else { return try m.invoke(cell.value, [], named: nil, range: range) }
+                return try m.runDirect(p, m.top, argc: 0, range)
+            }
+        }
+        return try m.invoke(cell.value, [], named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        try await m.invokeAsync(cell.value, [], named: nil, range: range)
+    }
+}
+
+/// `f(x)` for a top-level `fn f`.
+final class CallGlobal1Node: Node {
+    let cell: GlobalCell
+    let a0: Node
+    let range: SourceRange
+    init(cell: GlobalCell, a0: Node, range: SourceRange) { self.cell = cell; self.a0 = a0; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let x = try a0.eval(fp, m)
+        let size = cell.directFrameSize
+        guard cell.directArity == 1, m.hasRoom(size), let body = cell.directBody else {
+            return try m.invoke(cell.value, [x], named: nil, range: range)
+        }
+        let nfp = m.top
+        nfp.initialize(to: x)
+        return try m.runBody(body, nfp, size: size, argc: 1, cell, range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let x = try await run(a0, fp, m)
+        return try await m.invokeAsync(cell.value, [x], named: nil, range: range)
+    }
+}
+
+/// `f(x, y)` for a top-level `fn f`.
+final class CallGlobal2Node: Node {
+    let cell: GlobalCell
+    let a0: Node, a1: Node
+    let range: SourceRange
+    init(cell: GlobalCell, a0: Node, a1: Node, range: SourceRange) {
+        self.cell = cell; self.a0 = a0; self.a1 = a1; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
+        if let d = cell.direct {
+            return try d._withUnsafeGuaranteedRef { p in
+                guard p.arity == 2, m.hasRoom(p.frameSize) else { return try m.invoke(cell.value, [x, y], named: nil, range: range) }
+                let nfp = m.top
+                nfp.initialize(to: x)
+                (nfp + 1).initialize(to: y)
+                return try m.runDirect(p, nfp, argc: 2, range)
+            }
+        }
+        return try m.invoke(cell.value, [x, y], named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let x = try await run(a0, fp, m), y = try await run(a1, fp, m)
+        return try await m.invokeAsync(cell.value, [x, y], named: nil, range: range)
+    }
+}
+
+/// `f(a, b, c, …)` for a top-level `fn f`.
+final class CallGlobalNNode: Node {
+    let cell: GlobalCell
+    let args: [Node]
+    let range: SourceRange
+    init(cell: GlobalCell, args: [Node], range: SourceRange) { self.cell = cell; self.args = args; self.range = range }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        var values: [Value] = []
+        values.reserveCapacity(args.count)
+        for a in args { values.append(try a.eval(fp, m)) }
+        if let d = cell.direct {
+            return try d._withUnsafeGuaranteedRef { p in
+                guard p.arity == values.count, m.hasRoom(p.frameSize) else { return try m.invoke(cell.value, values, named: nil, range: range) }
+                let nfp = m.top
+                for (i, v) in values.enumerated() { (nfp + i).initialize(to: v) }
+                return try m.runDirect(p, nfp, argc: values.count, range)
+            }
+        }
+        return try m.invoke(cell.value, values, named: nil, range: range)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        var values: [Value] = []
+        for a in args { values.append(try await run(a, fp, m)) }
+        return try await m.invokeAsync(cell.value, values, named: nil, range: range)
+    }
+}
