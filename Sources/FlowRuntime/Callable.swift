@@ -37,13 +37,47 @@ public final class FunctionProto: @unchecked Sendable {
     public let arity: Int
 }
 
-/// A function value: a prototype and the cells it captured.
+/// A Flow function value: a prototype and the cells it captured. The first capture is
+/// held inline (most closures capture one variable), so making one allocates no array.
 public final class Closure: @unchecked Sendable {
     public let proto: FunctionProto
-    let captures: [Cell]
+    let firstCapture: Cell?
+    let moreCaptures: [Cell]
     init(proto: FunctionProto, captures: [Cell]) {
         self.proto = proto
-        self.captures = captures
+        self.firstCapture = captures.first
+        self.moreCaptures = captures.count > 1 ? Array(captures.dropFirst()) : []
+    }
+    init(proto: FunctionProto, capture: Cell) {
+        self.proto = proto
+        self.firstCapture = capture
+        self.moreCaptures = []
+    }
+    var captures: [Cell] { firstCapture.map { [$0] + moreCaptures } ?? [] }
+    var hasCaptures: Bool { firstCapture != nil }
+
+    /// Places the captured cells in their slots, after the parameters.
+    @inline(__always) func placeCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) {
+        guard let first = firstCapture else { return }
+        fp[arity] = .cell(first)
+        if !moreCaptures.isEmpty {
+            for (i, cell) in moreCaptures.enumerated() { fp[arity + 1 + i] = .cell(cell) }
+        }
+    }
+}
+
+/// Owns a heap copy of arguments for a builtin that suspends.
+final class ArgumentStorage {
+    let base: UnsafeMutablePointer<Value>
+    let count: Int
+    init(copying source: UnsafeMutablePointer<Value>, count: Int) {
+        base = UnsafeMutablePointer<Value>.allocate(capacity: max(1, count))
+        base.initialize(from: source, count: count)
+        self.count = count
+    }
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
     }
 }
 
@@ -51,12 +85,23 @@ public final class Closure: @unchecked Sendable {
 /// named ones already mapped to positions, and the interpreter to call back into.
 public struct BuiltinCall {
     public let name: String
-    public var args: [Value]
+    /// The arguments, in a window of the interpreter's value stack (or a buffer the call
+    /// owns): valid only during the call. Copy what you keep.
+    let base: UnsafeMutablePointer<Value>
+    public let count: Int
     public let interpreter: Interpreter
     public let range: SourceRange?
+    /// Keeps the argument buffer of a suspending call alive across its suspension.
+    let owner: AnyObject?
 
-    public var count: Int { args.count }
-    public subscript(_ i: Int) -> Value { i < args.count ? args[i] : .nilValue }
+    init(name: String, base: UnsafeMutablePointer<Value>, count: Int, interpreter: Interpreter, range: SourceRange?, owner: AnyObject? = nil) {
+        self.name = name; self.base = base; self.count = count
+        self.interpreter = interpreter; self.range = range; self.owner = owner
+    }
+
+    /// The arguments as an array (a copy).
+    public var args: [Value] { Array(UnsafeBufferPointer(start: base, count: count)) }
+    public subscript(_ i: Int) -> Value { i < count ? base[i] : .nilValue }
 
     /// A Flow error of kind `kind` whose message starts with the builtin's name.
     public func error(_ message: String, kind: String = "type") -> FlowError {

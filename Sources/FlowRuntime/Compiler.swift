@@ -261,9 +261,10 @@ struct Compiler {
             return write(ref, combine(&self, current))
         case .member(let o, let name, let nameRange):
             let on = expr(o)
-            let current: Node = op == .assign ? ConstNode(.nilValue) : MemberNode(expr(o), name, nameRange)
+            let box = interpreter.intern(name)
+            let current: Node = op == .assign ? ConstNode(.nilValue) : MemberNode(expr(o), name, box, nameRange)
             let v = combine(&self, current)
-            return hoist([on, v]) { MemberSetNode($0[0], name, $0[1], target.range) }
+            return hoist([on, v]) { MemberSetNode($0[0], name, box, $0[1], target.range) }
         case .index(let o, let i):
             let on = expr(o), ix = expr(i)
             let current: Node = op == .assign ? ConstNode(.nilValue) : IndexNode(expr(o), expr(i), target.range)
@@ -292,16 +293,16 @@ struct Compiler {
 
     mutating func expr(_ e: Expr) -> Node {
         switch e.kind {
-        case .nilLiteral: return ConstNode(.nilValue)
+        case .nilLiteral: return NilNode()
         case .boolLiteral(let b): return ConstNode(.bool(b))
         case .intLiteral(let i): return ConstNode(.int(i))
         case .floatLiteral(let f): return ConstNode(.float(f))
         case .durationLiteral(let d): return ConstNode(.duration(d))
-        case .stringLiteral(let s): return ConstNode(.str(s))
+        case .stringLiteral(let s): return ConstNode(.string(interpreter.intern(s)))
         case .template(let parts):
             let nodes = parts.map { p -> Node in
                 switch p {
-                case .text(let t): return ConstNode(.str(t))
+                case .text(let t): return ConstNode(.string(interpreter.intern(t)))
                 case .expr(let x): return expr(x)
                 }
             }
@@ -312,11 +313,20 @@ struct Compiler {
         case .list(let items):
             return hoist(items.map { expr($0) }) { ListNode($0) }
         case .map(let entries):
+            // Constant names (distinct: the parser rejects duplicates) make a record.
+            let names = entries.compactMap { en -> StringBox? in
+                if case .name(let n) = en.key { return interpreter.intern(n) }
+                return nil
+            }
+            if names.count == entries.count {
+                let values = entries.map { expr($0.value) }
+                return hoist(values) { RecordNode(names: names, values: $0) }
+            }
             var keys: [Node] = []
             var values: [Node] = []
             for en in entries {
                 switch en.key {
-                case .name(let n): keys.append(ConstNode(.str(n)))
+                case .name(let n): keys.append(ConstNode(.string(interpreter.intern(n))))
                 case .computed(let k): keys.append(expr(k))
                 }
                 values.append(expr(en.value))
@@ -343,7 +353,8 @@ struct Compiler {
         case .member(let o, let name, let nameRange):
             if let g = moduleMember(o, name) { return GlobalGet(g) }
             let on = expr(o)
-            return hoist([on]) { MemberNode($0[0], name, nameRange) }
+            let box = interpreter.intern(name)
+            return hoist([on]) { MemberNode($0[0], name, box, nameRange) }
         case .index(let o, let i):
             let on = expr(o), ix = expr(i)
             return hoist([on, ix]) { IndexNode($0[0], $0[1], e.range) }
@@ -441,6 +452,10 @@ struct Compiler {
             case .multiply: return ArithLocalLocalNode(a: a, b: b, op: .multiply, range: range)
             default: break
             }
+        }
+        if op == .equal || op == .notEqual {
+            if case .nilLiteral = rightExpr.kind { return hoist([ln]) { IsNilNode($0[0], negated: op == .notEqual) } }
+            if case .nilLiteral = leftExpr.kind { return hoist([rn]) { IsNilNode($0[0], negated: op == .notEqual) } }
         }
         if !ln.yields && !rn.yields, let c = constant {
             switch op {

@@ -78,6 +78,16 @@ public final class Interpreter: @unchecked Sendable {
     /// methods[kind][id]
     @exclusivity(unchecked) var methods: [[Builtin?]] = Array(repeating: [], count: ValueKind.allCases.count)
     var modules: [String: Module] = [:]
+    /// One box per constant string of the compiled code: record keys and member names
+    /// then compare by pointer.
+    var interned: [String: StringBox] = [:]
+
+    func intern(_ s: String) -> StringBox {
+        if let b = interned[s] { return b }
+        let b = StringBox(s)
+        interned[s] = b
+        return b
+    }
     var modulesLoading: Set<String> = []
 
     public init(configuration: Configuration) {
@@ -266,7 +276,7 @@ public final class Interpreter: @unchecked Sendable {
             }
         }
         let arity = p.arity
-        for (i, cell) in c.captures.enumerated() { fp[arity + i] = .cell(cell) }
+        c.placeCaptures(fp, after: arity)
         for i in 0..<arity where !given[i] {
             guard let d = p.defaults[i] else {
                 throw error(ErrorKind.type, "\(name) is missing argument '\(p.parameters[i])' (takes \(arityText(p)))", at: range)
@@ -282,45 +292,78 @@ public final class Interpreter: @unchecked Sendable {
         return "\(p.requiredCount) to \(max) arguments"
     }
 
-    func callBuiltin(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
-        var call = BuiltinCall(name: b.name, args: args, interpreter: self, range: range)
-        if let named { try mapNamed(b, named, into: &call) }
-        let n = call.args.count - (b.isMethod ? 1 : 0)
+    /// Calls a builtin with its arguments in `base[0..<count]` (a method's receiver first).
+    func callBuiltin(_ b: Builtin, base: Frame, count: Int, named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
+        if let named {
+            var all = Array(UnsafeBufferPointer(start: base, count: count))
+            try placeNamed(b, named, into: &all, at: range)
+            return try all.withUnsafeMutableBufferPointer { buffer in
+                try callBuiltin(b, base: buffer.baseAddress!, count: buffer.count, named: nil, at: range)
+            }
+        }
+        let n = count - (b.isMethod ? 1 : 0)
         if !b.accepts(n) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
         if let s = b.suspendingBody {
-            let frozen = call
-            return try loop.run { try await s(frozen) }
+            let storage = ArgumentStorage(copying: base, count: count)
+            let call = BuiltinCall(name: b.name, base: storage.base, count: count, interpreter: self, range: range, owner: storage)
+            return try loop.run { try await s(call) }
         }
+        var call = BuiltinCall(name: b.name, base: base, count: count, interpreter: self, range: range)
         return try b.body(&call)
+    }
+
+    func callBuiltin(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
+        var a = args
+        return try a.withUnsafeMutableBufferPointer { buffer in
+            try callBuiltin(b, base: buffer.baseAddress ?? top, count: buffer.count, named: named, at: range)
+        }
     }
 
     func callBuiltinAsync(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
         guard let s = b.suspendingBody else { return try callBuiltin(b, args, named: named, at: range) }
-        var call = BuiltinCall(name: b.name, args: args, interpreter: self, range: range)
-        if let named { try mapNamed(b, named, into: &call) }
-        let n = call.args.count - (b.isMethod ? 1 : 0)
+        var all = args
+        if let named { try placeNamed(b, named, into: &all, at: range) }
+        let n = all.count - (b.isMethod ? 1 : 0)
         if !b.accepts(n) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
-        return try await s(call)
+        let storage = all.withUnsafeMutableBufferPointer { ArgumentStorage(copying: $0.baseAddress ?? top, count: $0.count) }
+        return try await s(BuiltinCall(name: b.name, base: storage.base, count: storage.count, interpreter: self, range: range, owner: storage))
     }
 
     /// Moves named arguments into their parameter positions.
-    func mapNamed(_ b: Builtin, _ named: [(String, Value)], into call: inout BuiltinCall) throws {
+    func placeNamed(_ b: Builtin, _ named: [(String, Value)], into args: inout [Value], at range: SourceRange?) throws {
         let offset = b.isMethod ? 1 : 0
+        var given = Set(0..<args.count)
         for (label, v) in named {
             guard let i = b.parameters.firstIndex(of: label) else {
-                throw error(ErrorKind.type, "\(b.name) has no parameter '\(label)' (its parameters: \(b.parameters.joined(separator: ", ")))", at: call.range)
+                throw error(ErrorKind.type, "\(b.name) has no parameter '\(label)' (its parameters: \(b.parameters.joined(separator: ", ")))", at: range)
             }
             let slot = i + offset
-            if slot < call.args.count {
-                throw error(ErrorKind.type, "\(b.name) got argument '\(label)' twice", at: call.range)
+            if given.contains(slot) {
+                throw error(ErrorKind.type, "\(b.name) got argument '\(label)' twice", at: range)
             }
-            while call.args.count < slot { call.args.append(.nilValue) }
-            call.args.append(v)
+            given.insert(slot)
+            while args.count <= slot { args.append(.nilValue) }
+            args[slot] = v
         }
+    }
+
+    // MARK: - The argument window
+
+    /// Pushes a value onto the value stack; pair with `pop(to:)`.
+    @inline(__always) func push(_ v: Value, _ range: SourceRange?) throws {
+        guard top < stackEnd else { throw recursionError(range) }
+        top.initialize(to: v)
+        top += 1
+    }
+
+    /// Pops everything pushed since `mark`.
+    @inline(__always) func pop(to mark: Frame) {
+        dropFrame(mark, top - mark)
+        top = mark
     }
 }
 
@@ -381,7 +424,7 @@ final class GlobalCell {
         isDefined = true
         function = Unmanaged.passUnretained(c)
         let p = c.proto
-        if c.captures.isEmpty && !p.isAsync && p.boxedParameters.isEmpty {
+        if !c.hasCaptures && !p.isAsync && p.boxedParameters.isEmpty {
             direct = Unmanaged.passUnretained(p)
             directArity = p.arity
             directFrameSize = p.frameSize

@@ -19,9 +19,7 @@ extension Interpreter {
         }
         do {
             try fill(fp)
-            if !c.captures.isEmpty {
-                for (i, cell) in c.captures.enumerated() { fp[argc + i] = .cell(cell) }
-            }
+            c.placeCaptures(fp, after: argc)
             if !p.boxedParameters.isEmpty {
                 for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
             }
@@ -113,6 +111,7 @@ final class Call0Node: Node {
         if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync {
             return try m.fastCall(c, 0, range) { _ in }
         }
+        if case .builtin(let b) = f { return try m.callBuiltin(b, base: m.top, count: 0, named: nil, at: range) }
         return try m.invoke(f, [], named: nil, range: range)
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
@@ -131,6 +130,12 @@ final class Call1Node: Node {
         let x = try a0.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync {
             return try m.fastCall(c, 1, range) { fp in fp[0] = x }
+        }
+        if case .builtin(let b) = f {
+            let mark = m.top
+            defer { m.pop(to: mark) }
+            try m.push(x, range)
+            return try m.callBuiltin(b, base: mark, count: 1, named: nil, at: range)
         }
         return try m.invoke(f, [x], named: nil, range: range)
     }
@@ -154,6 +159,13 @@ final class Call2Node: Node {
         if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync {
             return try m.fastCall(c, 2, range) { fp in fp[0] = x; fp[1] = y }
         }
+        if case .builtin(let b) = f {
+            let mark = m.top
+            defer { m.pop(to: mark) }
+            try m.push(x, range)
+            try m.push(y, range)
+            return try m.callBuiltin(b, base: mark, count: 2, named: nil, at: range)
+        }
         return try m.invoke(f, [x, y], named: nil, range: range)
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
@@ -168,19 +180,19 @@ final class Call2Node: Node {
 final class MethodCallNode: Node {
     let receiver: Node
     let name: String
-    let key: MapKey
+    let key: StringBox
     let id: Int
     let args: CompiledArguments
     let range: SourceRange
     init(receiver: Node, name: String, id: Int, args: CompiledArguments, range: SourceRange) {
-        self.receiver = receiver; self.name = name; self.key = .string(name); self.id = id
+        self.receiver = receiver; self.name = name; self.key = StringBox(name); self.id = id
         self.args = args; self.range = range
     }
 
     enum Target { case value(Value), method(Builtin) }
 
     func target(_ r: Value, _ m: Interpreter) throws -> Target {
-        if case .map(let map) = r, let f = map.get(key) { return .value(f) }
+        if case .map(let map) = r, let f = map.get(box: key) { return .value(f) }
         if case .object(let o) = r, let f = o.member(name) { return .value(f) }
         if let b = m.method(id, for: r) { return .method(b) }
         var message = "\(r.typeName) has no method '\(name)'"
@@ -192,10 +204,18 @@ final class MethodCallNode: Node {
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let r = try receiver.eval(fp, m)
-        let (values, named) = try args.evaluate(fp, m)
         switch try target(r, m) {
-        case .value(let f): return try m.invoke(f, values, named: named, range: range)
-        case .method(let b): return try m.callBuiltin(b, [r] + values, named: named, at: range)
+        case .value(let f):
+            let (values, named) = try args.evaluate(fp, m)
+            return try m.invoke(f, values, named: named, range: range)
+        case .method(let b):
+            // Receiver and arguments go in a window of the value stack: no array.
+            let mark = m.top
+            defer { m.pop(to: mark) }
+            try m.push(r, range)
+            for a in args.positional { try m.push(try a.eval(fp, m), range) }
+            let named = args.named.isEmpty ? nil : try args.named.map { ($0.0, try $0.1.eval(fp, m)) }
+            return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
         }
     }
 
@@ -216,6 +236,11 @@ final class MakeClosureNode: Node {
     init(proto: FunctionProto, captureSlots: [Int]) { self.proto = proto; self.captureSlots = captureSlots }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if captureSlots.isEmpty { return .closure(Closure(proto: proto, captures: [])) }
+        if captureSlots.count == 1 {
+            let s = captureSlots[0]
+            if case .cell(let c) = fp[s] { return .closure(Closure(proto: proto, capture: c)) }
+            return .closure(Closure(proto: proto, capture: Cell(fp[s])))
+        }
         var cells: [Cell] = []
         cells.reserveCapacity(captureSlots.count)
         for s in captureSlots {

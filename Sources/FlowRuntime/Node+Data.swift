@@ -31,6 +31,23 @@ final class MapNode: Node {
     }
 }
 
+/// `{a: x, b: y}` with constant, distinct names: entries built without lookups.
+final class RecordNode: Node {
+    let names: [StringBox]
+    let values: [Node]
+    init(names: [StringBox], values: [Node]) { self.names = names; self.values = values }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let n = names.count
+        let entries = try [MapBox.Entry](unsafeUninitializedCapacity: n) { buffer, count in
+            while count < n {
+                (buffer.baseAddress! + count).initialize(to: MapBox.Entry(key: .string(names[count]), value: try values[count].eval(fp, m)))
+                count += 1
+            }
+        }
+        return .map(MapBox(distinct: entries))
+    }
+}
+
 /// `"total ${x}"`: text and values, joined as `print` shows them.
 final class TemplateNode: Node {
     let parts: [Node]
@@ -46,10 +63,10 @@ final class TemplateNode: Node {
 }
 
 enum Access {
-    static func member(_ v: Value, _ name: String, _ m: Interpreter, _ range: SourceRange) throws -> Value {
+    static func member(_ v: Value, _ name: String, _ m: Interpreter, _ range: SourceRange, box: StringBox? = nil) throws -> Value {
         switch v {
         case .map(let map):
-            if let x = map.get(name) { return x }
+            if let x = box.map({ map.get(box: $0) }) ?? map.get(name) { return x }
             var message = "map has no key '\(name)'"
             if m.method(m.methodID(name), for: v) != nil {
                 message += "; to call the method, write .\(name)()"
@@ -83,10 +100,10 @@ enum Access {
             let k = try listIndex(l.items.count, i, m, range, what: "list")
             return l.items[k]
         case .map(let map):
-            guard let key = MapKey(i) else {
+            guard MapBox.isKey(i) else {
                 throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)
             }
-            if let x = map.get(key) { return x }
+            if let x = map.get(i) { return x }
             throw m.error(ErrorKind.key, "map has no key \(Printer.repr(i, limit: 40)); use .get(key, default) for keys that may be missing", at: range)
         case .string(let s):
             let chars = Array(s.value)
@@ -111,10 +128,14 @@ enum Access {
 }
 
 final class MemberNode: Node {
-    let object: Node, name: String, range: SourceRange
-    init(_ object: Node, _ name: String, _ range: SourceRange) { self.object = object; self.name = name; self.range = range }
+    let object: Node, name: String, box: StringBox, range: SourceRange
+    init(_ object: Node, _ name: String, _ box: StringBox, _ range: SourceRange) {
+        self.object = object; self.name = name; self.box = box; self.range = range
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        try Access.member(try object.eval(fp, m), name, m, range)
+        let o = try object.eval(fp, m)
+        if case .map(let map) = o, let x = map.get(box: box) { return x }
+        return try Access.member(o, name, m, range, box: box)
     }
 }
 
@@ -130,9 +151,9 @@ final class IndexNode: Node {
 }
 
 final class MemberSetNode: Node {
-    let object: Node, name: String, value: Node, range: SourceRange
-    init(_ object: Node, _ name: String, _ value: Node, _ range: SourceRange) {
-        self.object = object; self.name = name; self.value = value; self.range = range
+    let object: Node, name: String, box: StringBox, value: Node, range: SourceRange
+    init(_ object: Node, _ name: String, _ box: StringBox, _ value: Node, _ range: SourceRange) {
+        self.object = object; self.name = name; self.box = box; self.value = value; self.range = range
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let o = try object.eval(fp, m)
@@ -140,7 +161,7 @@ final class MemberSetNode: Node {
         guard case .map(let map) = o else {
             throw m.error(ErrorKind.type, "cannot set member '\(name)' on a value of type \(o.typeName) (only maps have settable members)", at: range)
         }
-        map.set(name, v)
+        map.set(.string(box), v)
         return .nilValue
     }
 }
@@ -159,10 +180,9 @@ final class IndexSetNode: Node {
             let k = try Access.listIndex(l.items.count, i, m, range, what: "list")
             l.items[k] = v
         case .map(let map):
-            guard let key = MapKey(i) else {
+            guard map.set(i, v) else {
                 throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)
             }
-            map.set(key, i, v)
         default:
             throw m.error(ErrorKind.type, "cannot assign to an index of a value of type \(o.typeName) (lists and maps can be assigned into; strings cannot change)", at: range)
         }

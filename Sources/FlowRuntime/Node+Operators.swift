@@ -96,6 +96,17 @@ final class NotNode: Node {
     override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool { !(try operand.evalBool(fp, m)) }
 }
 
+/// `x == nil` / `x != nil`.
+final class IsNilNode: Node {
+    let operand: Node, negated: Bool
+    init(_ operand: Node, negated: Bool) { self.operand = operand; self.negated = negated }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if case .nilValue = try operand.eval(fp, m) { return !negated }
+        return negated
+    }
+}
+
 final class EqNode: Node {
     let l: Node, r: Node, negated: Bool
     init(_ l: Node, _ r: Node, negated: Bool) { self.l = l; self.r = r; self.negated = negated }

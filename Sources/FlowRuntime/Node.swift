@@ -33,6 +33,12 @@ extension Node {
     }
 }
 
+/// `nil`: no payload to copy.
+final class NilNode: Node {
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .nilValue }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool { false }
+}
+
 final class ConstNode: Node {
     let value: Value
     init(_ value: Value) { self.value = value }

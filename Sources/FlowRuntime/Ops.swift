@@ -154,8 +154,8 @@ enum Ops {
         case (.map(let x), .map(let y)):
             if x === y { return true }
             guard x.count == y.count else { return false }
-            for (k, v) in zip(x.keys, x.values) {
-                guard let key = MapKey(k), let w = y.get(key), equal(v, w) else { return false }
+            for e in x.entries {
+                guard let w = y.get(e.key), equal(e.value, w) else { return false }
             }
             return true
         case (.closure(let x), .closure(let y)): return x === y
@@ -192,8 +192,7 @@ enum Ops {
         switch container {
         case .list(let l): return l.items.contains { equal($0, item) }
         case .map(let m):
-            guard let k = MapKey(item) else { return false }
-            return m.get(k) != nil
+            return m.get(item) != nil
         case .string(let s):
             guard case .string(let sub) = item else {
                 throw FlowError(kind: ErrorKind.type, message: "'in' needs a string on the left when the right is a string, found \(item.typeName)", at: r)

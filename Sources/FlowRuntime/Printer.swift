@@ -42,7 +42,8 @@ public enum Printer {
             visiting.insert(id)
             if let t = m.typeName { out += t + " " }
             out += "{"
-            for (i, (k, x)) in zip(m.keys, m.values).enumerated() {
+            for (i, e) in m.entries.enumerated() {
+                let k = e.key, x = e.value
                 if i > 0 { out += ", " }
                 if out.utf8.count > limit { break }
                 if case .string(let s) = k, isIdentifier(s.value) { out += s.value } else {

@@ -69,8 +69,15 @@ public enum Value: @unchecked Sendable {
 /// An immutable string. Counts characters once, on demand.
 public final class StringBox: @unchecked Sendable {
     public let value: String
-    private var cachedCount = -1
+    @exclusivity(unchecked) private var cachedCount = -1
+    @exclusivity(unchecked) private var cachedHash = 0
+    @exclusivity(unchecked) private var hasHash = false
     public init(_ value: String) { self.value = value }
+    /// The string's hash, computed once (map keys hash it on every lookup).
+    public var hash: Int {
+        if !hasHash { cachedHash = value.hashValue; hasHash = true }
+        return cachedHash
+    }
     /// The number of characters (what `len` returns).
     public var count: Int {
         if cachedCount < 0 { cachedCount = value.count }
@@ -82,90 +89,6 @@ public final class StringBox: @unchecked Sendable {
 public final class ListBox: @unchecked Sendable {
     @exclusivity(unchecked) public var items: [Value]
     public init(_ items: [Value] = []) { self.items = items }
-}
-
-/// A key of a map: the hashable subset of values. Integral floats key like ints, so
-/// `m[1]` and `m[1.0]` are the same entry, as `1 == 1.0`.
-public enum MapKey: Hashable, Sendable {
-    case nilKey, bool(Bool), int(Int), float(Double), duration(Int), string(String)
-
-    public init?(_ v: Value) {
-        switch v {
-        case .nilValue: self = .nilKey
-        case .bool(let b): self = .bool(b)
-        case .int(let i): self = .int(i)
-        case .float(let f):
-            if f.rounded() == f, let i = Int(exactly: f) { self = .int(i) } else { self = .float(f) }
-        case .duration(let d): self = .duration(d)
-        case .string(let s): self = .string(s.value)
-        default: return nil
-        }
-    }
-}
-
-/// A map that keeps insertion order, shared by reference. Records (`{a: 1}`) are maps.
-public final class MapBox: @unchecked Sendable {
-    @exclusivity(unchecked) public private(set) var keys: [Value] = []
-    @exclusivity(unchecked) public private(set) var values: [Value] = []
-    @exclusivity(unchecked) private var index: [MapKey: Int] = [:]
-    /// The name of the `type` this record was built by, if any.
-    public var typeName: String?
-
-    public init() {}
-
-    public init(_ pairs: [(String, Value)]) {
-        keys.reserveCapacity(pairs.count)
-        values.reserveCapacity(pairs.count)
-        for (k, v) in pairs { set(.str(k), v) }
-    }
-
-    public var count: Int { keys.count }
-
-    @inline(__always) public func get(_ key: MapKey) -> Value? {
-        if let i = index[key] { return values[i] }
-        return nil
-    }
-
-    public func get(_ key: String) -> Value? { get(.string(key)) }
-
-    /// Returns false when the key is not hashable (a list, a map, a function…).
-    @discardableResult
-    public func set(_ key: Value, _ value: Value) -> Bool {
-        guard let k = MapKey(key) else { return false }
-        set(k, key, value)
-        return true
-    }
-
-    @inline(__always) public func set(_ k: MapKey, _ key: Value, _ value: Value) {
-        if let i = index[k] { values[i] = value; return }
-        index[k] = keys.count
-        keys.append(key)
-        values.append(value)
-    }
-
-    public func set(_ key: String, _ value: Value) { set(.string(key), .str(key), value) }
-
-    /// Removes an entry, keeping the order of the rest; returns the removed value.
-    @discardableResult
-    public func remove(_ key: MapKey) -> Value? {
-        guard let i = index.removeValue(forKey: key) else { return nil }
-        let v = values[i]
-        keys.remove(at: i)
-        values.remove(at: i)
-        if i < keys.count {
-            for j in i..<keys.count { index[MapKey(keys[j])!] = j }
-        }
-        return v
-    }
-
-    public func copy() -> MapBox {
-        let m = MapBox()
-        m.keys = keys
-        m.values = values
-        m.index = index
-        m.typeName = typeName
-        return m
-    }
 }
 
 /// A heap cell holding a variable that a closure captures.

@@ -33,7 +33,8 @@ enum JSON {
             defer { seen.remove(id) }
             if m.count == 0 { return "{}" }
             var parts: [String] = []
-            for (k, x) in zip(m.keys, m.values) {
+            for e in m.entries {
+                let k = e.key, x = e.value
                 let key: String
                 if case .string(let s) = k { key = s.value } else { key = Printer.display(k) }
                 parts.append(quote(key) + colon + (try encode(x, indent: indent, level: level + 1, call: call, seen: &seen)))

@@ -146,25 +146,22 @@ extension Stdlib {
         i.define(method: "values", on: .map, parameters: []) { call in .list(try call.map(0).values) }
         i.define(method: "items", on: .map, parameters: []) { call in
             let m = try call.map(0)
-            return .list(zip(m.keys, m.values).map { Value.list([$0, $1]) })
+            return .list(m.entries.map { Value.list([$0.key, $0.value]) })
         }
         i.define(method: "get", on: .map, parameters: ["key", "default"], required: 1) { call in
             let m = try call.map(0)
-            guard let k = MapKey(call[1]) else { return call[2] }
-            return m.get(k) ?? call[2]
+            return m.get(call[1]) ?? call[2]
         }
         i.define(method: "has", on: .map, parameters: ["key"]) { call in
-            guard let k = MapKey(call[1]) else { return .bool(false) }
-            return .bool(try call.map(0).get(k) != nil)
+            return .bool(try call.map(0).get(call[1]) != nil)
         }
         i.define(method: "remove", on: .map, parameters: ["key"]) { call in
-            guard let k = MapKey(call[1]) else { return .nilValue }
-            return try call.map(0).remove(k) ?? .nilValue
+            return try call.map(0).remove(call[1]) ?? .nilValue
         }
         i.define(method: "merge", on: .map, parameters: ["other"]) { call in
             let out = try call.map(0).copy()
             let other = try call.map(1)
-            for (k, v) in zip(other.keys, other.values) { out.set(k, v) }
+            for e in other.entries { out.set(e.key, e.value) }
             return .map(out)
         }
         i.define(method: "copy", on: .map, parameters: []) { call in .map(try call.map(0).copy()) }

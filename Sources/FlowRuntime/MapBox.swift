@@ -1,0 +1,206 @@
+/// A map that keeps insertion order, shared by reference. Records (`{a: 1}`) are maps.
+///
+/// Entries live in one array in insertion order. Small maps — most records — are searched
+/// linearly, which beats hashing for a handful of keys; past `MapBox.linearLimit` entries
+/// an open-addressing index of entry positions is kept beside them. Keys are the hashable
+/// values (nil, bool, int, float, duration, string); an integral float keys like the int
+/// it equals, as `1 == 1.0`. While the keys are exactly 0, 1, 2… in insertion order
+/// (`sequential`), an entry's position is its key: no hashing, no index (Lua's array part,
+/// with the order kept).
+public final class MapBox: @unchecked Sendable {
+    public struct Entry {
+        public var key: Value
+        public var value: Value
+    }
+
+    /// Up to this many entries, lookups scan; records rarely have more fields.
+    static let linearLimit = 8
+
+    @exclusivity(unchecked) public private(set) var entries: [Entry] = []
+    /// Positions into `entries`, or -1; `capacity` is a power of two, or 0 without index.
+    @exclusivity(unchecked) private var index: UnsafeMutablePointer<Int32>? = nil
+    @exclusivity(unchecked) private var capacity = 0
+    /// True while entry i has key `.int(i)` for every i.
+    @exclusivity(unchecked) private var sequential = true
+    /// The name of the `type` this record was built by, if any.
+    public var typeName: String?
+
+    public init() {}
+
+    /// A record whose keys are known to be distinct (a literal with constant names).
+    init(distinct: [Entry]) {
+        entries = distinct
+        sequential = distinct.isEmpty
+        if distinct.count > MapBox.linearLimit { rebuild(32 * ((distinct.count + 23) / 24)) }
+    }
+
+    public init(_ pairs: [(String, Value)]) {
+        entries.reserveCapacity(pairs.count)
+        for (k, v) in pairs { set(k, v) }
+    }
+
+    deinit { index?.deallocate() }
+
+    public var count: Int { entries.count }
+    public var keys: [Value] { entries.map { $0.key } }
+    public var values: [Value] { entries.map { $0.value } }
+
+    /// True for values that can be keys.
+    public static func isKey(_ v: Value) -> Bool {
+        switch v {
+        case .nilValue, .bool, .int, .float, .duration, .string: return true
+        default: return false
+        }
+    }
+
+    @inline(__always) static func normalize(_ v: Value) -> Value {
+        if case .float(let f) = v, f.rounded() == f, let i = Int(exactly: f) { return .int(i) }
+        return v
+    }
+
+    @inline(__always) static func same(_ a: Value, _ b: Value) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x === y || x.value == y.value
+        case (.int(let x), .int(let y)): return x == y
+        case (.nilValue, .nilValue): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.float(let x), .float(let y)): return x == y
+        case (.duration(let x), .duration(let y)): return x == y
+        default: return false
+        }
+    }
+
+    @inline(__always) static func hash(_ v: Value) -> Int {
+        var h: UInt64
+        switch v {
+        case .string(let s): return s.hash
+        case .int(let i): h = UInt64(bitPattern: Int64(i))
+        case .nilValue: h = 0x51
+        case .bool(let b): h = b ? 0x77 : 0x78
+        case .float(let f): h = f.bitPattern ^ 0xF
+        case .duration(let d): h = UInt64(bitPattern: Int64(d)) ^ 0xD
+        default: h = 0
+        }
+        // splitmix64's finalizer: sequential ints spread over the table.
+        h = (h ^ (h >> 30)) &* 0xBF58476D1CE4E5B9
+        h = (h ^ (h >> 27)) &* 0x94D049BB133111EB
+        return Int(bitPattern: UInt(h ^ (h >> 31)))
+    }
+
+    /// The position of a (normalized) key, or nil.
+    @inline(__always) func find(_ key: Value) -> Int? {
+        if sequential {
+            if case .int(let i) = key, i >= 0, i < entries.count { return i }
+            return nil
+        }
+        if let table = index {
+            let mask = capacity - 1
+            var i = MapBox.hash(key) & mask
+            while true {
+                let e = Int(table[i])
+                if e < 0 { return nil }
+                if MapBox.same(entries[e].key, key) { return e }
+                i = (i + 1) & mask
+            }
+        }
+        var i = 0
+        let n = entries.count
+        while i < n {
+            if MapBox.same(entries[i].key, key) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    public func get(_ key: Value) -> Value? {
+        guard MapBox.isKey(key), let i = find(MapBox.normalize(key)) else { return nil }
+        return entries[i].value
+    }
+
+    public func get(_ name: String) -> Value? { get(.str(name)) }
+
+    /// Looks up a string key by a box the compiler interned: a pointer compare first.
+    @inline(__always) func get(box: StringBox) -> Value? {
+        if sequential { return nil }
+        if index == nil {
+            var i = 0
+            let n = entries.count
+            while i < n {
+                if case .string(let s) = entries[i].key, s === box || s.value == box.value { return entries[i].value }
+                i += 1
+            }
+            return nil
+        }
+        guard let i = find(.string(box)) else { return nil }
+        return entries[i].value
+    }
+
+    /// Sets a key; returns false (and changes nothing) when the key cannot be a key.
+    @discardableResult
+    public func set(_ key: Value, _ value: Value) -> Bool {
+        guard MapBox.isKey(key) else { return false }
+        let k = MapBox.normalize(key)
+        if sequential {
+            if case .int(let i) = k, i >= 0, i <= entries.count {
+                if i == entries.count { entries.append(Entry(key: k, value: value)) } else { entries[i].value = value }
+                return true
+            }
+            leaveSequential()
+        }
+        if let i = find(k) { entries[i].value = value; return true }
+        entries.append(Entry(key: k, value: value))
+        if let table = index {
+            if entries.count * 4 > capacity * 3 { rebuild(capacity * 2) } else { insert(entries.count - 1, into: table) }
+        } else if entries.count > MapBox.linearLimit {
+            rebuild(32)
+        }
+        return true
+    }
+
+    public func set(_ name: String, _ value: Value) { set(.str(name), value) }
+
+    /// Switches to general lookups once a key breaks the 0, 1, 2… pattern.
+    private func leaveSequential() {
+        sequential = false
+        if entries.count > MapBox.linearLimit {
+            var c = 32
+            while entries.count * 4 > c * 3 { c *= 2 }
+            rebuild(c)
+        }
+    }
+
+    private func insert(_ position: Int, into table: UnsafeMutablePointer<Int32>) {
+        let mask = capacity - 1
+        var i = MapBox.hash(entries[position].key) & mask
+        while table[i] >= 0 { i = (i + 1) & mask }
+        table[i] = Int32(position)
+    }
+
+    private func rebuild(_ newCapacity: Int) {
+        index?.deallocate()
+        capacity = newCapacity
+        let table = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
+        table.initialize(repeating: -1, count: newCapacity)
+        index = table
+        for p in entries.indices { insert(p, into: table) }
+    }
+
+    /// Removes an entry, keeping the order of the rest; returns the removed value.
+    @discardableResult
+    public func remove(_ key: Value) -> Value? {
+        guard MapBox.isKey(key), let i = find(MapBox.normalize(key)) else { return nil }
+        if sequential && i != entries.count - 1 { leaveSequential() }
+        let v = entries.remove(at: i).value
+        if index != nil { rebuild(capacity) }
+        return v
+    }
+
+    public func copy() -> MapBox {
+        let m = MapBox()
+        m.entries = entries
+        m.sequential = sequential
+        if index != nil { m.rebuild(capacity) }
+        m.typeName = typeName
+        return m
+    }
+}
