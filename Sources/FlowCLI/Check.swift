@@ -5,6 +5,7 @@ import FlowSyntax
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Check Flow scripts without running them.",
         discussion: """
         Reports every syntax error and static error (undefined names, duplicate \

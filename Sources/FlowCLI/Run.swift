@@ -5,6 +5,7 @@ import FlowSyntax
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a Flow script.",
         discussion: """
         Checks the whole file first; if anything is wrong, prints every error and runs \

@@ -413,8 +413,50 @@ struct Compiler {
         return nil
     }
 
-    /// `x += e`, `x = x + e` (and -, *) on a plain local: one node that updates in place.
+    /// The slot holding the cell of a captured variable (declared here or captured).
+    func cellSlot(_ e: Expr) -> Int? {
+        guard case .name = e.kind, let ref = res.refs[ObjectIdentifier(e)] else { return nil }
+        switch ref {
+        case .local(let v) where v.captured: return slot(v)
+        case .capture(let i, _): return scope.parameters.count + i
+        default: return nil
+        }
+    }
+
+    func sameVariable(_ a: Expr, _ b: Expr) -> Bool {
+        guard case .name(let x) = a.kind, case .name(let y) = b.kind, x == y else { return false }
+        switch (res.refs[ObjectIdentifier(a)], res.refs[ObjectIdentifier(b)]) {
+        case (.local(let v)?, .local(let w)?): return v === w
+        case (.capture(let i, _)?, .capture(let j, _)?): return i == j
+        default: return false
+        }
+    }
+
+    /// `x += e`, `x = x + e` (and -, *) on a plain local or a captured variable: one node
+    /// that updates in place.
     mutating func fusedLocalUpdate(_ target: Expr, _ op: AssignOp, _ valueExpr: Expr, _ range: SourceRange) -> Node? {
+        if let cs = cellSlot(target) {
+            var arith: ArithLocalLocalNode.Op
+            var operand = valueExpr
+            switch op {
+            case .add: arith = .add
+            case .subtract: arith = .subtract
+            case .multiply: arith = .multiply
+            case .divide: return nil
+            case .assign:
+                guard case .binary(let bop, let l, let r) = valueExpr.kind, sameVariable(l, target) else { return nil }
+                switch bop {
+                case .add: arith = .add
+                case .subtract: arith = .subtract
+                case .multiply: arith = .multiply
+                default: return nil
+                }
+                operand = r
+            }
+            let v = expr(operand)
+            if v.yields { return nil }
+            return UpdateCellNode(slot: cs, value: v, op: arith, range: range)
+        }
         guard let s = plainLocal(target) else { return nil }
         var arith: ArithLocalLocalNode.Op
         var operand: Expr
@@ -457,8 +499,13 @@ struct Compiler {
             if case .nilLiteral = rightExpr.kind { return hoist([ln]) { IsNilNode($0[0], negated: op == .notEqual) } }
             if case .nilLiteral = leftExpr.kind { return hoist([rn]) { IsNilNode($0[0], negated: op == .notEqual) } }
         }
+        if op == .add, !rn.yields, case .intLiteral(let c) = leftExpr.kind {
+            return AddConstNode(rn, c, range, constantFirst: true)
+        }
         if !ln.yields && !rn.yields, let c = constant {
             switch op {
+            case .equal, .notEqual:
+                if let s = localSlot { return EqLocalConstNode(slot: s, c: c, negated: op == .notEqual) }
             case .add:
                 if let s = localSlot { return AddLocalConstNode(slot: s, c: c, range: range) }
                 return AddConstNode(ln, c, range)

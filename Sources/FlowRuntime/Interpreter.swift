@@ -75,8 +75,9 @@ public final class Interpreter: @unchecked Sendable {
     var builtins: [String: Value] = [:]
     var methodIDs: [String: Int] = [:]
     var methodNames: [String] = []
-    /// methods[kind][id]
-    @exclusivity(unchecked) var methods: [[Builtin?]] = Array(repeating: [], count: ValueKind.allCases.count)
+    /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
+    @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
+    @exclusivity(unchecked) var methodStride = 64
     var modules: [String: Module] = [:]
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
@@ -137,12 +138,17 @@ public final class Interpreter: @unchecked Sendable {
                        variadic: Bool = false, _ body: @escaping (inout BuiltinCall) throws -> Value) {
         let id = methodID(name)
         let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: true, body: body)
-        for k in receiver.kinds {
-            if methods[k.rawValue].count <= id {
-                methods[k.rawValue].append(contentsOf: Array(repeating: nil, count: id + 1 - methods[k.rawValue].count))
+        if id >= methodStride {
+            // Widen the table: copy each kind's row into a wider one.
+            let newStride = max(methodStride * 2, id + 1)
+            var wider = [Builtin?](repeating: nil, count: ValueKind.allCases.count * newStride)
+            for k in 0..<ValueKind.allCases.count {
+                for j in 0..<methodStride { wider[k * newStride + j] = methods[k * methodStride + j] }
             }
-            methods[k.rawValue][id] = b
+            methods = wider
+            methodStride = newStride
         }
+        for k in receiver.kinds { methods[k.rawValue * methodStride + id] = b }
     }
 
     func methodID(_ name: String) -> Int {
@@ -154,14 +160,13 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     @inline(__always) func method(_ id: Int, for v: Value) -> Builtin? {
-        let table = methods[ValueKind(v).rawValue]
-        return id < table.count ? table[id] : nil
+        id < methodStride ? methods[ValueKind(v).rawValue * methodStride + id] : nil
     }
 
     /// The names of the methods a value has, for errors and completion.
     public func methodNames(for v: Value) -> [String] {
-        let table = methods[ValueKind(v).rawValue]
-        return table.indices.compactMap { table[$0] != nil ? methodNames[$0] : nil }.sorted()
+        let row = ValueKind(v).rawValue * methodStride
+        return (0..<min(methodStride, methodNames.count)).compactMap { methods[row + $0] != nil ? methodNames[$0] : nil }.sorted()
     }
 
     /// Names of every global builtin, for completion and did-you-mean.

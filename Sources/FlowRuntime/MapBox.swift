@@ -112,6 +112,19 @@ public final class MapBox: @unchecked Sendable {
         return nil
     }
 
+    /// The positional fast path of `m[i]`: the value, or nil when it does not apply.
+    @inline(__always) func getPositional(_ key: Value) -> Value? {
+        if sequential, case .int(let i) = key, i >= 0, i < entries.count { return entries[i].value }
+        return nil
+    }
+
+    /// The positional fast path of `m[i] = v`: true when it applied.
+    @inline(__always) func setPositional(_ key: Value, _ value: Value) -> Bool {
+        guard sequential, case .int(let i) = key, i >= 0, i <= entries.count else { return false }
+        if i == entries.count { entries.append(Entry(key: key, value: value)) } else { entries[i].value = value }
+        return true
+    }
+
     public func get(_ key: Value) -> Value? {
         guard MapBox.isKey(key), let i = find(MapBox.normalize(key)) else { return nil }
         return entries[i].value

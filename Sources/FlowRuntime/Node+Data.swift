@@ -37,12 +37,11 @@ final class RecordNode: Node {
     let values: [Node]
     init(names: [StringBox], values: [Node]) { self.names = names; self.values = values }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let n = names.count
-        let entries = try [MapBox.Entry](unsafeUninitializedCapacity: n) { buffer, count in
-            while count < n {
-                (buffer.baseAddress! + count).initialize(to: MapBox.Entry(key: .string(names[count]), value: try values[count].eval(fp, m)))
-                count += 1
-            }
+        // reserveCapacity + append is specialized; the unsafe initializer was not.
+        var entries: [MapBox.Entry] = []
+        entries.reserveCapacity(names.count)
+        for i in names.indices {
+            entries.append(MapBox.Entry(key: .string(names[i]), value: try values[i].eval(fp, m)))
         }
         return .map(MapBox(distinct: entries))
     }
@@ -146,6 +145,7 @@ final class IndexNode: Node {
         let o = try object.eval(fp, m)
         let i = try index.eval(fp, m)
         if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.items.count { return l.items[k] }
+        if case .map(let map) = o, let v = map.getPositional(i) ?? map.get(i) { return v }
         return try Access.index(o, i, m, range)
     }
 }
@@ -175,6 +175,7 @@ final class IndexSetNode: Node {
         let o = try object.eval(fp, m)
         let i = try index.eval(fp, m)
         let v = try value.eval(fp, m)
+        if case .map(let map) = o, map.setPositional(i, v) { return .nilValue }
         switch o {
         case .list(let l):
             let k = try Access.listIndex(l.items.count, i, m, range, what: "list")

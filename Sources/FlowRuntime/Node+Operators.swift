@@ -16,16 +16,30 @@ final class AddNode: Node {
     }
 }
 
+/// `x + c`, or `c + x` when `constantFirst` (the order matters only for errors).
 final class AddConstNode: Node {
-    let l: Node, c: Int, range: SourceRange
-    init(_ l: Node, _ c: Int, _ range: SourceRange) { self.l = l; self.c = c; self.range = range }
+    let l: Node, c: Int, range: SourceRange, constantFirst: Bool
+    init(_ l: Node, _ c: Int, _ range: SourceRange, constantFirst: Bool = false) {
+        self.l = l; self.c = c; self.range = range; self.constantFirst = constantFirst
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let a = try l.eval(fp, m)
         if case .int(let x) = a {
             let (s, o) = x.addingReportingOverflow(c)
             if !o { return .int(s) }
         }
-        return try Ops.add(a, .int(c), range)
+        return constantFirst ? try Ops.add(.int(c), a, range) : try Ops.add(a, .int(c), range)
+    }
+}
+
+/// `local == c` / `local != c` with an int constant.
+final class EqLocalConstNode: Node {
+    let slot: Int, c: Int, negated: Bool
+    init(slot: Int, c: Int, negated: Bool) { self.slot = slot; self.c = c; self.negated = negated }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
+    override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if case .int(let x) = fp[slot] { return (x == c) != negated }
+        return Ops.equal(fp[slot], .int(c)) != negated
     }
 }
 
@@ -253,6 +267,33 @@ final class UpdateLocalNode: Node {
         case .add: fp[slot] = try Ops.add(fp[slot], v, range)
         case .subtract: fp[slot] = try Ops.subtract(fp[slot], v, range)
         case .multiply: fp[slot] = try Ops.multiply(fp[slot], v, range)
+        }
+        return .nilValue
+    }
+}
+
+/// `x += e`, `x = x + e` (and -, *) on a captured variable: updated in its cell.
+final class UpdateCellNode: Node {
+    let slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange
+    init(slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange) {
+        self.slot = slot; self.value = value; self.op = op; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let v = try value.eval(fp, m)
+        guard case .cell(let cell) = fp[slot] else { return .nilValue }
+        if case .int(let x) = cell.value, case .int(let y) = v {
+            let (r, o): (Int, Bool)
+            switch op {
+            case .add: (r, o) = x.addingReportingOverflow(y)
+            case .subtract: (r, o) = x.subtractingReportingOverflow(y)
+            case .multiply: (r, o) = x.multipliedReportingOverflow(by: y)
+            }
+            if !o { cell.value = .int(r); return .nilValue }
+        }
+        switch op {
+        case .add: cell.value = try Ops.add(cell.value, v, range)
+        case .subtract: cell.value = try Ops.subtract(cell.value, v, range)
+        case .multiply: cell.value = try Ops.multiply(cell.value, v, range)
         }
         return .nilValue
     }

@@ -210,20 +210,19 @@ final class HoistNode: Node {
 final class IfNode: Node {
     let condition: Node
     let then: Node
-    let otherwise: Node?
+    /// A `NilNode` when there is no `else`: not optional, so evaluating it costs no retain.
+    let otherwise: Node
     init(_ condition: Node, _ then: Node, _ otherwise: Node?) {
-        self.condition = condition; self.then = then; self.otherwise = otherwise
+        self.condition = condition; self.then = then; self.otherwise = otherwise ?? NilNode()
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if try condition.evalBool(fp, m) { return try then.eval(fp, m) }
-        if let o = otherwise { return try o.eval(fp, m) }
-        return .nilValue
+        return try otherwise.eval(fp, m)
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         let c = condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m)
         if c { return try await run(then, fp, m) }
-        if let o = otherwise { return try await run(o, fp, m) }
-        return .nilValue
+        return try await run(otherwise, fp, m)
     }
 }
 
@@ -346,15 +345,15 @@ final class ForNode: Node {
 }
 
 final class ReturnNode: Node {
-    let value: Node?
-    init(_ value: Node?) { self.value = value }
+    let value: Node
+    init(_ value: Node?) { self.value = value ?? NilNode() }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        m.returnValue = try value?.eval(fp, m) ?? .nilValue
+        m.returnValue = try value.eval(fp, m)
         m.signal = .returnValue
         return .nilValue
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        if let v = value { m.returnValue = try await run(v, fp, m) } else { m.returnValue = .nilValue }
+        m.returnValue = try await run(value, fp, m)
         m.signal = .returnValue
         return .nilValue
     }
