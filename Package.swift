@@ -26,6 +26,7 @@ let package = Package(
             ]),
         .testTarget(name: "FlowSyntaxTests", dependencies: ["FlowSyntax"]),
         .testTarget(name: "FlowRuntimeTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"]),
+        .testTarget(name: "FlowCLITests", dependencies: ["FlowCLI"]),
         .testTarget(name: "GoldenTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"],
                     exclude: ["Scripts"]),
     ]

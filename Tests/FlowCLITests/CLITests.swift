@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+/// Runs the real `flow` binary the way the README and a user do.
+@Suite struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `flow` binary SwiftPM built next to this test bundle.
+    static var binary: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [beside, beside.deletingLastPathComponent(), root.appendingPathComponent(".build/debug")] {
+            let candidate = dir.appendingPathComponent("flow")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return root.appendingPathComponent(".build/debug/flow")
+    }
+
+    struct Outcome { let status: Int32; let stdout: String; let stderr: String }
+
+    static func flow(_ arguments: [String], input: String? = nil) throws -> Outcome {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = arguments
+        p.currentDirectoryURL = root
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Outcome(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func temporary(_ name: String, _ contents: [UInt8]) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flow-cli-tests-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent(name)
+        try Data(contents).write(to: url)
+        return url.path
+    }
+
+    @Test func readmeExampleRunsAndPrints() throws {
+        let r = try CLITests.flow(["run", "Examples/hello.flow"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "hello from Flow\n")
+    }
+
+    @Test func readmeSnippetIsPartOfATestedExample() throws {
+        let readme = try String(contentsOf: CLITests.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let example = try String(contentsOf: CLITests.root.appendingPathComponent("Examples/retry_with_backoff.flow"), encoding: .utf8)
+        guard let start = readme.range(of: "```flow\n"), let end = readme.range(of: "```\n", range: start.upperBound..<readme.endIndex) else {
+            Issue.record("README has no flow code block"); return
+        }
+        let snippet = String(readme[start.upperBound..<end.lowerBound])
+        #expect(!snippet.isEmpty && example.contains(snippet))
+    }
+
+    @Test func readmeCommandsAreTheOnesTested() throws {
+        let readme = try String(contentsOf: CLITests.root.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains("    swift run flow run Examples/hello.flow\n"))
+        #expect(readme.contains("    swift test\n"))
+        let ci = try String(contentsOf: CLITests.root.appendingPathComponent(".ci/run"), encoding: .utf8)
+        #expect(ci.contains("\nswift test\n"))
+    }
+
+    @Test func versionAndHelp() throws {
+        let v = try CLITests.flow(["--version"])
+        #expect(v.status == 0 && v.stdout.hasPrefix("0."))
+        let h = try CLITests.flow(["run", "--help"])
+        #expect(h.status == 0 && h.stdout.contains("Run a Flow script"))
+        let c = try CLITests.flow(["help", "check"])
+        #expect(c.status == 0 && c.stdout.contains("Check Flow scripts"))
+    }
+
+    @Test func staticErrorsExit65WithEveryError() throws {
+        let path = try CLITests.temporary("bad.flow", Array("print(a1)\nprint(b2)\n".utf8))
+        let r = try CLITests.flow(["run", path])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("\(path):1:7: error: undefined name 'a1'"))
+        #expect(r.stderr.contains("\(path):2:7: error: undefined name 'b2'"))
+        #expect(r.stderr.contains(" 1 | print(a1)\n   |       ^~"))
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func runtimeErrorExit70WithTraceback() throws {
+        let path = try CLITests.temporary("boom.flow", Array("fn f(x) { return x // 0 }\nprint(\"before\")\nf(1)\n".utf8))
+        let r = try CLITests.flow(["run", path])
+        #expect(r.status == 70)
+        #expect(r.stdout == "before\n")
+        #expect(r.stderr.contains("\(path):1:18: error: division by zero in '//'"))
+        #expect(r.stderr.contains("traceback (most recent call last):"))
+        #expect(r.stderr.contains("\(path):3:1 in <main>"))
+    }
+
+    @Test func checkReportsEveryFileAndExitCode() throws {
+        let good = try CLITests.temporary("good.flow", Array("print(1)\n".utf8))
+        let bad = try CLITests.temporary("bad2.flow", Array("let = 1\n".utf8))
+        let ok = try CLITests.flow(["check", good])
+        #expect(ok.status == 0 && ok.stdout.contains("1 file checked, no errors"))
+        let r = try CLITests.flow(["check", good, bad])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("\(bad):1:5: error: expected a name after 'let', found '='"))
+        #expect(r.stderr.contains("1 error in 2 files"))
+    }
+
+    @Test func missingFileAndDirectoryExit66() throws {
+        let r = try CLITests.flow(["run", "no/such/file.flow"])
+        #expect(r.status == 66 && r.stderr.contains("cannot read 'no/such/file.flow'"))
+        let d = try CLITests.flow(["run", "Examples"])
+        #expect(d.status == 66 && d.stderr.contains("is a directory"))
+    }
+
+    @Test func invalidUTF8IsADiagnostic() throws {
+        let path = try CLITests.temporary("latin1.flow", Array("print(\"caf".utf8) + [0xE9] + Array("\")\n".utf8))
+        let r = try CLITests.flow(["run", path])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("\(path):1:11: error: invalid UTF-8"))
+    }
+
+    @Test func scriptArgumentsReachArgs() throws {
+        let path = try CLITests.temporary("args.flow", Array("print(args())\n".utf8))
+        let r = try CLITests.flow(["run", path, "one", "--two"])
+        #expect(r.status == 0 && r.stdout == "[\"one\", \"--two\"]\n")
+    }
+
+    @Test func badUsageExit64() throws {
+        let r = try CLITests.flow(["frobnicate"])
+        #expect(r.status == 64)
+    }
+}
