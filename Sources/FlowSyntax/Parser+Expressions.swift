@@ -61,6 +61,13 @@ extension Parser {
         default: return try parsePostfixExpression()
         }
         advance()
+        // `-9223372036854775808` is a literal: its digits alone do not fit in an int.
+        if op == .negate, peekKind() == .int, ![.dot, .lParen, .lBracket].contains(tokens[pos + 1].kind),
+           let v = Int("-" + text(peek()).replacingUnderscores()) {
+            let lit = advance()
+            let e = Expr(.intLiteral(v), range(t).to(range(lit)))
+            return e
+        }
         let operand = try nested { (p) throws(Failure) in try p.parsePrefixExpression() }
         // Fold negative literals so `-5` is a constant (and `-9223372036854775808` fits).
         if op == .negate {

@@ -62,7 +62,10 @@ struct GoldenScript {
             actualStatic = f.diagnostics.filter { $0.severity == .error && $0.range.file.path == path }
                 .map { ($0.location.line, $0.message.replacingOccurrences(of: dir, with: "__DIR__/")) }
         } catch let e as FlowError {
-            actualRuntime = (e.range?.startLocation.line ?? 0, e.message)
+            // The innermost frame in this script: an error raised inside a library
+            // is expected where the script called into it.
+            let here = e.frames.first { $0.range?.file.path == path }?.range ?? e.range
+            actualRuntime = (here?.startLocation.line ?? 0, e.message)
         } catch {
             problems.append("unexpected Swift error: \(error)")
         }
