@@ -32,13 +32,21 @@ extension Parser {
     mutating func parseBinaryExpression(minPrecedence: Int) throws(Failure) -> Expr {
         note("binaryExpression")
         var left = try parsePrefixExpression()
+        var chain = 0
         while true {
             guard let (prec, op) = Parser.precedence(peekKind()), prec >= minPrecedence else { return left }
+            chain += 1
+            if chain > Parser.maxChain { throw tooLong() }
             parseBinaryOperator()
             skipNewlines()
             let right = try parseBinaryExpression(minPrecedence: prec + 1)
             left = Expr(.binary(op, left, right), left.range.to(right.range))
         }
+    }
+
+    mutating func tooLong() -> Failure {
+        error("expression too long: more than \(Parser.maxChain) operators, calls or members in one chain; split it into several statements", at: range(peek()))
+        return Failure()
     }
 
     /// binaryOperator = "or" | "and" | "==" | … | "%" ;
@@ -84,8 +92,13 @@ extension Parser {
     mutating func parsePostfixExpression() throws(Failure) -> Expr {
         note("postfixExpression")
         var e = try parsePrimary()
+        var chain = 0
         while true {
             let t = peek()
+            if [.lParen, .dot, .lBracket].contains(t.kind) {
+                chain += 1
+                if chain > Parser.maxChain { throw tooLong() }
+            }
             switch t.kind {
             case .lParen:
                 let args = try withNewlines(false) { (p) throws(Failure) in

@@ -10,6 +10,10 @@ public struct Parser {
     /// 30; the bound keeps the recursive descent (and the resolver and interpreter that
     /// walk the same tree) far from the native stack's end, even in debug builds.
     public static let maxNesting = 200
+    /// How many operators, calls, members or indexes one chain may have (`a + b + …`,
+    /// `x.a.b…`). A chain becomes a tree as deep as it is long, which later stages walk
+    /// recursively; real code stays far below this.
+    public static let maxChain = 5_000
     /// After this many errors in one file the parser stops reporting: the rest is noise.
     public static let maxErrors = 100
 
