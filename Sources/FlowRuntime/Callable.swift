@@ -89,7 +89,7 @@ public struct BuiltinCall {
     /// owns): valid only during the call. Copy what you keep.
     let base: UnsafeMutablePointer<Value>
     public let count: Int
-    public let interpreter: Interpreter
+    public unowned(unsafe) let interpreter: Interpreter
     public let range: SourceRange?
     /// Keeps the argument buffer of a suspending call alive across its suspension.
     let owner: AnyObject?

@@ -56,12 +56,20 @@ extension Interpreter {
 struct CompiledArguments {
     let positional: [Node]
     let named: [(String, Node)]
+    let list: NodeArray
+    init(positional: [Node], named: [(String, Node)]) {
+        self.positional = positional
+        self.named = named
+        self.list = NodeArray(positional)
+    }
     var yields: Bool { positional.contains { $0.yields } || named.contains { $0.1.yields } }
 
     func evaluate(_ fp: Frame, _ m: Interpreter) throws -> ([Value], [(String, Value)]?) {
         var values: [Value] = []
-        values.reserveCapacity(positional.count)
-        for a in positional { values.append(try a.eval(fp, m)) }
+        let n = list.count
+        values.reserveCapacity(n)
+        var i = 0
+        while i < n { values.append(try list.eval(i, fp, m)); i += 1 }
         if named.isEmpty { return (values, nil) }
         return (values, try named.map { ($0.0, try $0.1.eval(fp, m)) })
     }
@@ -213,7 +221,9 @@ final class MethodCallNode: Node {
             let mark = m.top
             defer { m.pop(to: mark) }
             try m.push(r, range)
-            for a in args.positional { try m.push(try a.eval(fp, m), range) }
+            let list = args.list
+            var i = 0
+            while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
             let named = args.named.isEmpty ? nil : try args.named.map { ($0.0, try $0.1.eval(fp, m)) }
             return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
         }

@@ -1,12 +1,14 @@
 import FlowSyntax
 
 final class ListNode: Node {
-    let items: [Node]
-    init(_ items: [Node]) { self.items = items }
+    let items: NodeArray
+    init(_ items: [Node]) { self.items = NodeArray(items) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         var out: [Value] = []
-        out.reserveCapacity(items.count)
-        for i in items { out.append(try i.eval(fp, m)) }
+        let n = items.count
+        out.reserveCapacity(n)
+        var i = 0
+        while i < n { out.append(try items.eval(i, fp, m)); i += 1 }
         return .list(ListBox(out))
     }
 }
@@ -34,14 +36,17 @@ final class MapNode: Node {
 /// `{a: x, b: y}` with constant, distinct names: entries built without lookups.
 final class RecordNode: Node {
     let names: [StringBox]
-    let values: [Node]
-    init(names: [StringBox], values: [Node]) { self.names = names; self.values = values }
+    let values: NodeArray
+    init(names: [StringBox], values: [Node]) { self.names = names; self.values = NodeArray(values) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         // reserveCapacity + append is specialized; the unsafe initializer was not.
         var entries: [MapBox.Entry] = []
-        entries.reserveCapacity(names.count)
-        for i in names.indices {
-            entries.append(MapBox.Entry(key: .string(names[i]), value: try values[i].eval(fp, m)))
+        let n = values.count
+        entries.reserveCapacity(n)
+        var i = 0
+        while i < n {
+            entries.append(MapBox.Entry(key: .string(names[i]), value: try values.eval(i, fp, m)))
+            i += 1
         }
         return .map(MapBox(distinct: entries))
     }
@@ -49,12 +54,12 @@ final class RecordNode: Node {
 
 /// `"total ${x}"`: text and values, joined as `print` shows them.
 final class TemplateNode: Node {
-    let parts: [Node]
-    init(_ parts: [Node]) { self.parts = parts }
+    let parts: NodeArray
+    init(_ parts: [Node]) { self.parts = NodeArray(parts) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         var s = ""
-        for p in parts {
-            let v = try p.eval(fp, m)
+        for i in 0..<parts.count {
+            let v = try parts.eval(i, fp, m)
             if case .string(let b) = v { s += b.value } else if case .int(let i) = v { s += String(i) } else { s += Printer.display(v) }
         }
         return .str(s)

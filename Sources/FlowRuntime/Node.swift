@@ -148,12 +148,16 @@ final class GlobalSet: Node {
 
 final class BlockNode: Node {
     let statements: [Node]
-    init(_ statements: [Node]) { self.statements = statements }
+    let children: NodeArray
+    init(_ statements: [Node]) { self.statements = statements; children = NodeArray(statements) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         var last = Value.nilValue
-        for s in statements {
-            last = try s.eval(fp, m)
+        var i = 0
+        let n = children.count
+        while i < n {
+            last = try children.eval(i, fp, m)
             if m.signal != .none { return .nilValue }
+            i += 1
         }
         return last
     }
@@ -576,4 +580,28 @@ final class AlternativesPattern: PatternNode {
         for o in options where try o.match(v, fp, m) { return true }
         return false
     }
+}
+
+/// The children of a node, for iteration without retains: `for n in array` retains the
+/// array and each element on every pass. The nodes are owned by `nodes`; `raw` holds
+/// unretained references to the same objects, valid for as long as the owner lives.
+final class NodeArray {
+    let nodes: [Node]
+    let count: Int
+    private let raw: UnsafeMutablePointer<Unmanaged<Node>>
+
+    init(_ nodes: [Node]) {
+        self.nodes = nodes
+        count = nodes.count
+        raw = .allocate(capacity: max(1, nodes.count))
+        for (i, n) in nodes.enumerated() { (raw + i).initialize(to: .passUnretained(n)) }
+    }
+
+    deinit { raw.deallocate() }
+
+    @inline(__always) func eval(_ i: Int, _ fp: Frame, _ m: Interpreter) throws -> Value {
+        try raw[i]._withUnsafeGuaranteedRef { try $0.eval(fp, m) }
+    }
+
+    var yields: Bool { nodes.contains { $0.yields } }
 }
