@@ -133,22 +133,37 @@ enum Access {
 
 final class MemberNode: Node {
     let object: Node, name: String, box: StringBox, range: SourceRange
+    let objectSlot: Int
     init(_ object: Node, _ name: String, _ box: StringBox, _ range: SourceRange) {
         self.object = object; self.name = name; self.box = box; self.range = range
+        objectSlot = slotOf(object)
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let o = try object.eval(fp, m)
+        let o = try operand(objectSlot, object, fp, m)
         if case .map(let map) = o, let x = map.get(box: box) { return x }
         return try Access.member(o, name, m, range, box: box)
     }
 }
 
+/// Reads an operand: straight from its slot when it is a plain local (no call), else by
+/// evaluating its node.
+@inline(__always) func operand(_ slot: Int, _ node: Node, _ fp: Frame, _ m: Interpreter) throws -> Value {
+    slot >= 0 ? fp[slot] : try node.eval(fp, m)
+}
+
+/// The slot of a node that reads a plain local, or -1.
+func slotOf(_ n: Node) -> Int { (n as? LocalGet)?.slot ?? -1 }
+
 final class IndexNode: Node {
     let object: Node, index: Node, range: SourceRange
-    init(_ object: Node, _ index: Node, _ range: SourceRange) { self.object = object; self.index = index; self.range = range }
+    let objectSlot: Int, indexSlot: Int
+    init(_ object: Node, _ index: Node, _ range: SourceRange) {
+        self.object = object; self.index = index; self.range = range
+        objectSlot = slotOf(object); indexSlot = slotOf(index)
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let o = try object.eval(fp, m)
-        let i = try index.eval(fp, m)
+        let o = try operand(objectSlot, object, fp, m)
+        let i = try operand(indexSlot, index, fp, m)
         if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.items.count { return l.items[k] }
         if case .map(let map) = o, let v = map.getPositional(i) ?? map.get(i) { return v }
         return try Access.index(o, i, m, range)
@@ -173,13 +188,16 @@ final class MemberSetNode: Node {
 
 final class IndexSetNode: Node {
     let object: Node, index: Node, value: Node, range: SourceRange
+    let objectSlot: Int, indexSlot: Int, valueSlot: Int
     init(_ object: Node, _ index: Node, _ value: Node, _ range: SourceRange) {
         self.object = object; self.index = index; self.value = value; self.range = range
+        objectSlot = slotOf(object); indexSlot = slotOf(index); valueSlot = slotOf(value)
     }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try eval(fp, m) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let o = try object.eval(fp, m)
-        let i = try index.eval(fp, m)
-        let v = try value.eval(fp, m)
+        let o = try operand(objectSlot, object, fp, m)
+        let i = try operand(indexSlot, index, fp, m)
+        let v = try operand(valueSlot, value, fp, m)
         if case .map(let map) = o, map.setPositional(i, v) { return .nilValue }
         switch o {
         case .list(let l):

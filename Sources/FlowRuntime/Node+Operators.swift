@@ -252,6 +252,7 @@ final class UpdateLocalNode: Node {
     init(slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange) {
         self.slot = slot; self.value = value; self.op = op; self.range = range
     }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try eval(fp, m) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let v = try value.eval(fp, m)
         if case .int(let x) = fp[slot], case .int(let y) = v {
@@ -304,11 +305,14 @@ final class IncrementLocalNode: Node {
     let slot: Int, c: Int, range: SourceRange
     init(slot: Int, c: Int, range: SourceRange) { self.slot = slot; self.c = c; self.range = range }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try exec(fp, m)
+        return .nilValue
+    }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
         if case .int(let x) = fp[slot] {
             let (r, o) = x.addingReportingOverflow(c)
-            if !o { fp[slot] = .int(r); return .nilValue }
+            if !o { fp[slot] = .int(r); return }
         }
         fp[slot] = try Ops.add(fp[slot], .int(c), range)
-        return .nilValue
     }
 }

@@ -23,6 +23,12 @@ class Node {
     func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
         try eval(fp, m).isTruthy
     }
+
+    /// Runs for effect only (a statement whose value nobody reads). Statements override it
+    /// so no `Value` is made and destroyed.
+    func exec(_ fp: Frame, _ m: Interpreter) throws {
+        _ = try eval(fp, m)
+    }
 }
 
 extension Node {
@@ -36,6 +42,7 @@ extension Node {
 /// `nil`: no payload to copy.
 final class NilNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .nilValue }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {}
     override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool { false }
 }
 
@@ -60,6 +67,9 @@ final class LocalSet: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         fp[slot] = try value.eval(fp, m)
         return .nilValue
+    }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
+        fp[slot] = try value.eval(fp, m)
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         fp[slot] = try await run(value, fp, m)
@@ -151,15 +161,23 @@ final class BlockNode: Node {
     let children: NodeArray
     init(_ statements: [Node]) { self.statements = statements; children = NodeArray(statements) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        var last = Value.nilValue
         var i = 0
-        let n = children.count
-        while i < n {
-            last = try children.eval(i, fp, m)
+        let last = children.count - 1
+        while i < last {
+            try children.exec(i, fp, m)
             if m.signal != .none { return .nilValue }
             i += 1
         }
-        return last
+        return try children.eval(last, fp, m)
+    }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
+        var i = 0
+        let n = children.count
+        while i < n {
+            try children.exec(i, fp, m)
+            if m.signal != .none { return }
+            i += 1
+        }
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         var last = Value.nilValue
@@ -177,9 +195,14 @@ final class Block2Node: Node {
     let second: Node
     init(_ first: Node, _ second: Node) { self.first = first; self.second = second }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        _ = try first.eval(fp, m)
+        try first.exec(fp, m)
         if m.signal != .none { return .nilValue }
         return try second.eval(fp, m)
+    }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
+        try first.exec(fp, m)
+        if m.signal != .none { return }
+        try second.exec(fp, m)
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         _ = try await run(first, fp, m)
@@ -223,6 +246,9 @@ final class IfNode: Node {
         if try condition.evalBool(fp, m) { return try then.eval(fp, m) }
         return try otherwise.eval(fp, m)
     }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
+        if try condition.evalBool(fp, m) { try then.exec(fp, m) } else { try otherwise.exec(fp, m) }
+    }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         let c = condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m)
         if c { return try await run(then, fp, m) }
@@ -236,7 +262,7 @@ final class WhileNode: Node {
     init(_ condition: Node, _ body: Node) { self.condition = condition; self.body = body }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         while try condition.evalBool(fp, m) {
-            _ = try body.eval(fp, m)
+            try body.exec(fp, m)
             if m.signal != .none {
                 if m.signal == .breakLoop { m.signal = .none; break }
                 if m.signal == .continueLoop { m.signal = .none; continue }
@@ -304,7 +330,7 @@ final class ForNode: Node {
                 let item = l.items[i]
                 fp[first] = firstBoxed ? .cell(Cell(item)) : item
                 i += 1
-                _ = try body.eval(fp, m)
+                try body.exec(fp, m)
                 if m.signal != .none {
                     if m.signal == .breakLoop { m.signal = .none; break }
                     if m.signal == .continueLoop { m.signal = .none; continue }
@@ -319,7 +345,7 @@ final class ForNode: Node {
             let (a, b) = seq.item(i)
             i += 1
             if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
-            _ = try body.eval(fp, m)
+            try body.exec(fp, m)
             if m.signal != .none {
                 if m.signal == .breakLoop { m.signal = .none; break }
                 if m.signal == .continueLoop { m.signal = .none; continue }
@@ -601,6 +627,10 @@ final class NodeArray {
 
     @inline(__always) func eval(_ i: Int, _ fp: Frame, _ m: Interpreter) throws -> Value {
         try raw[i]._withUnsafeGuaranteedRef { try $0.eval(fp, m) }
+    }
+
+    @inline(__always) func exec(_ i: Int, _ fp: Frame, _ m: Interpreter) throws {
+        try raw[i]._withUnsafeGuaranteedRef { try $0.exec(fp, m) }
     }
 
     var yields: Bool { nodes.contains { $0.yields } }
