@@ -5,8 +5,8 @@
 /// an open-addressing index of entry positions is kept beside them. Keys are the hashable
 /// values (nil, bool, int, float, duration, string); an integral float keys like the int
 /// it equals, as `1 == 1.0`. While the keys are exactly 0, 1, 2… in insertion order
-/// (`sequential`), an entry's position is its key: no hashing, no index (Lua's array part,
-/// with the order kept).
+/// (`sequential`), only the values are stored and a value's position is its key: no
+/// keys, no hashing, no index (Lua's array part, with the order kept).
 public final class MapBox: @unchecked Sendable {
     public struct Entry {
         public var key: Value
@@ -16,12 +16,15 @@ public final class MapBox: @unchecked Sendable {
     /// Up to this many entries, lookups scan; records rarely have more fields.
     static let linearLimit = 8
 
-    @exclusivity(unchecked) public private(set) var entries: [Entry] = []
-    /// Positions into `entries`, or -1; `capacity` is a power of two, or 0 without index.
+    /// The entries, in insertion order, when not `sequential`.
+    @exclusivity(unchecked) private var store: [Entry] = []
+    /// The values, when `sequential`: the value of key i is at position i.
+    @exclusivity(unchecked) private var positional: [Value] = []
+    /// True while every key i is `.int(i)`; the map then lives in `positional`.
+    @exclusivity(unchecked) private var sequential = true
+    /// Positions into `store`, or -1; `capacity` is a power of two, or 0 without index.
     @exclusivity(unchecked) private var index: UnsafeMutablePointer<Int32>? = nil
     @exclusivity(unchecked) private var capacity = 0
-    /// True while entry i has key `.int(i)` for every i.
-    @exclusivity(unchecked) private var sequential = true
     /// The name of the `type` this record was built by, if any.
     public var typeName: String?
 
@@ -29,21 +32,29 @@ public final class MapBox: @unchecked Sendable {
 
     /// A record whose keys are known to be distinct (a literal with constant names).
     init(distinct: [Entry]) {
-        entries = distinct
-        sequential = distinct.isEmpty
-        if distinct.count > MapBox.linearLimit { rebuild(32 * ((distinct.count + 23) / 24)) }
+        if distinct.isEmpty { return }
+        store = distinct
+        sequential = false
+        if distinct.count > MapBox.linearLimit { rebuild(MapBox.capacity(for: distinct.count)) }
     }
 
     public init(_ pairs: [(String, Value)]) {
-        entries.reserveCapacity(pairs.count)
         for (k, v) in pairs { set(k, v) }
     }
 
     deinit { index?.deallocate() }
 
-    public var count: Int { entries.count }
-    public var keys: [Value] { entries.map { $0.key } }
-    public var values: [Value] { entries.map { $0.value } }
+    public var count: Int { sequential ? positional.count : store.count }
+
+    /// The entries in insertion order (built on demand for a positional map).
+    public var entries: [Entry] {
+        if sequential { return positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) } }
+        return store
+    }
+    public var keys: [Value] {
+        sequential ? positional.indices.map { Value.int($0) } : store.map { $0.key }
+    }
+    public var values: [Value] { sequential ? positional : store.map { $0.value } }
 
     /// True for values that can be keys.
     public static func isKey(_ v: Value) -> Bool {
@@ -87,26 +98,28 @@ public final class MapBox: @unchecked Sendable {
         return Int(bitPattern: UInt(h ^ (h >> 31)))
     }
 
-    /// The position of a (normalized) key, or nil.
-    @inline(__always) func find(_ key: Value) -> Int? {
-        if sequential {
-            if case .int(let i) = key, i >= 0, i < entries.count { return i }
-            return nil
-        }
+    static func capacity(for count: Int) -> Int {
+        var c = 32
+        while count * 4 > c * 3 { c *= 2 }
+        return c
+    }
+
+    /// The position in `store` of a normalized key, or nil (not for positional maps).
+    @inline(__always) private func find(_ key: Value) -> Int? {
         if let table = index {
             let mask = capacity - 1
             var i = MapBox.hash(key) & mask
             while true {
                 let e = Int(table[i])
                 if e < 0 { return nil }
-                if MapBox.same(entries[e].key, key) { return e }
+                if MapBox.same(store[e].key, key) { return e }
                 i = (i + 1) & mask
             }
         }
         var i = 0
-        let n = entries.count
+        let n = store.count
         while i < n {
-            if MapBox.same(entries[i].key, key) { return i }
+            if MapBox.same(store[i].key, key) { return i }
             i += 1
         }
         return nil
@@ -114,20 +127,23 @@ public final class MapBox: @unchecked Sendable {
 
     /// The positional fast path of `m[i]`: the value, or nil when it does not apply.
     @inline(__always) func getPositional(_ key: Value) -> Value? {
-        if sequential, case .int(let i) = key, i >= 0, i < entries.count { return entries[i].value }
+        if sequential, case .int(let i) = key, i >= 0, i < positional.count { return positional[i] }
         return nil
     }
 
     /// The positional fast path of `m[i] = v`: true when it applied.
     @inline(__always) func setPositional(_ key: Value, _ value: Value) -> Bool {
-        guard sequential, case .int(let i) = key, i >= 0, i <= entries.count else { return false }
-        if i == entries.count { entries.append(Entry(key: key, value: value)) } else { entries[i].value = value }
+        guard sequential, case .int(let i) = key, i >= 0, i <= positional.count else { return false }
+        if i == positional.count { positional.append(value) } else { positional[i] = value }
         return true
     }
 
     public func get(_ key: Value) -> Value? {
-        guard MapBox.isKey(key), let i = find(MapBox.normalize(key)) else { return nil }
-        return entries[i].value
+        guard MapBox.isKey(key) else { return nil }
+        let k = MapBox.normalize(key)
+        if sequential { return getPositional(k) }
+        guard let i = find(k) else { return nil }
+        return store[i].value
     }
 
     public func get(_ name: String) -> Value? { get(.str(name)) }
@@ -137,15 +153,15 @@ public final class MapBox: @unchecked Sendable {
         if sequential { return nil }
         if index == nil {
             var i = 0
-            let n = entries.count
+            let n = store.count
             while i < n {
-                if case .string(let s) = entries[i].key, s === box || s.value == box.value { return entries[i].value }
+                if case .string(let s) = store[i].key, s === box || s.value == box.value { return store[i].value }
                 i += 1
             }
             return nil
         }
         guard let i = find(.string(box)) else { return nil }
-        return entries[i].value
+        return store[i].value
     }
 
     /// Sets a key; returns false (and changes nothing) when the key cannot be a key.
@@ -154,17 +170,14 @@ public final class MapBox: @unchecked Sendable {
         guard MapBox.isKey(key) else { return false }
         let k = MapBox.normalize(key)
         if sequential {
-            if case .int(let i) = k, i >= 0, i <= entries.count {
-                if i == entries.count { entries.append(Entry(key: k, value: value)) } else { entries[i].value = value }
-                return true
-            }
+            if setPositional(k, value) { return true }
             leaveSequential()
         }
-        if let i = find(k) { entries[i].value = value; return true }
-        entries.append(Entry(key: k, value: value))
+        if let i = find(k) { store[i].value = value; return true }
+        store.append(Entry(key: k, value: value))
         if let table = index {
-            if entries.count * 4 > capacity * 3 { rebuild(capacity * 2) } else { insert(entries.count - 1, into: table) }
-        } else if entries.count > MapBox.linearLimit {
+            if store.count * 4 > capacity * 3 { rebuild(capacity * 2) } else { insert(store.count - 1, into: table) }
+        } else if store.count > MapBox.linearLimit {
             rebuild(32)
         }
         return true
@@ -172,19 +185,17 @@ public final class MapBox: @unchecked Sendable {
 
     public func set(_ name: String, _ value: Value) { set(.str(name), value) }
 
-    /// Switches to general lookups once a key breaks the 0, 1, 2… pattern.
+    /// Moves a positional map to general storage once a key breaks the 0, 1, 2… pattern.
     private func leaveSequential() {
         sequential = false
-        if entries.count > MapBox.linearLimit {
-            var c = 32
-            while entries.count * 4 > c * 3 { c *= 2 }
-            rebuild(c)
-        }
+        store = positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) }
+        positional = []
+        if store.count > MapBox.linearLimit { rebuild(MapBox.capacity(for: store.count)) }
     }
 
     private func insert(_ position: Int, into table: UnsafeMutablePointer<Int32>) {
         let mask = capacity - 1
-        var i = MapBox.hash(entries[position].key) & mask
+        var i = MapBox.hash(store[position].key) & mask
         while table[i] >= 0 { i = (i + 1) & mask }
         table[i] = Int32(position)
     }
@@ -195,23 +206,30 @@ public final class MapBox: @unchecked Sendable {
         let table = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
         table.initialize(repeating: -1, count: newCapacity)
         index = table
-        for p in entries.indices { insert(p, into: table) }
+        for p in store.indices { insert(p, into: table) }
     }
 
     /// Removes an entry, keeping the order of the rest; returns the removed value.
     @discardableResult
     public func remove(_ key: Value) -> Value? {
-        guard MapBox.isKey(key), let i = find(MapBox.normalize(key)) else { return nil }
-        if sequential && i != entries.count - 1 { leaveSequential() }
-        let v = entries.remove(at: i).value
+        guard MapBox.isKey(key) else { return nil }
+        let k = MapBox.normalize(key)
+        if sequential {
+            guard case .int(let i) = k, i >= 0, i < positional.count else { return nil }
+            if i == positional.count - 1 { return positional.removeLast() }
+            leaveSequential()
+        }
+        guard let i = find(k) else { return nil }
+        let v = store.remove(at: i).value
         if index != nil { rebuild(capacity) }
         return v
     }
 
     public func copy() -> MapBox {
         let m = MapBox()
-        m.entries = entries
         m.sequential = sequential
+        m.positional = positional
+        m.store = store
         if index != nil { m.rebuild(capacity) }
         m.typeName = typeName
         return m
