@@ -24,18 +24,18 @@ extension Interpreter {
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
         top = fp + size
-        depth += 1
+        depth &+= 1
         do {
             var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
             if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
             dropFrame(fp, size)
             top = fp
-            depth -= 1
+            depth &-= 1
             return r
         } catch {
             dropFrame(fp, size)
             top = fp
-            depth -= 1
+            depth &-= 1
             if let e = error as? FlowError { e.unwind(through: describe(p), calledFrom: range) }
             throw error
         }
@@ -47,18 +47,18 @@ extension Interpreter {
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
         top = fp + size
-        depth += 1
+        depth &+= 1
         do {
             var r = try body._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
             if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
             dropFrame(fp, size)
             top = fp
-            depth -= 1
+            depth &-= 1
             return r
         } catch {
             dropFrame(fp, size)
             top = fp
-            depth -= 1
+            depth &-= 1
             if let e = error as? FlowError, let p = cell.direct?.takeUnretainedValue() {
                 e.unwind(through: describe(p), calledFrom: range)
             }
@@ -96,9 +96,21 @@ final class CallGlobal1Node: Node {
     let cell: GlobalCell
     let a0: Node
     let range: SourceRange
-    init(cell: GlobalCell, a0: Node, range: SourceRange) { self.cell = cell; self.a0 = a0; self.range = range }
+    /// When the argument is `local + c` (or `- c`), it is computed here: `fib(n - 1)`.
+    let argSlot: Int, argConst: Int
+    init(cell: GlobalCell, a0: Node, range: SourceRange) {
+        self.cell = cell; self.a0 = a0; self.range = range
+        if let add = a0 as? AddLocalConstNode { argSlot = add.slot; argConst = add.c } else { argSlot = -1; argConst = 0 }
+    }
+    @inline(__always) func argument(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if argSlot >= 0, case .int(let v) = fp[argSlot] {
+            let (r, o) = v.addingReportingOverflow(argConst)
+            if !o { return .int(r) }
+        }
+        return try a0.eval(fp, m)
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let x = try a0.eval(fp, m)
+        let x = try argument(fp, m)
         let size = cell.directFrameSize
         guard cell.directArity == 1, m.hasRoom(size), let body = cell.directBody else {
             return try m.invoke(cell.value, [x], named: nil, range: range)

@@ -234,20 +234,48 @@ final class HoistNode: Node {
 
 // MARK: - Control flow
 
+/// A condition of the form `local < c` (any of < <= > >= with an int constant), tested
+/// inline by `if` and `while` instead of through a child node.
+struct InlineCompare {
+    let slot: Int
+    let c: Int
+    let kind: CompareNode.Kind
+    init?(_ n: Node) {
+        guard let cmp = n as? CompareLocalConstNode else { return nil }
+        slot = cmp.slot; c = cmp.c; kind = cmp.kind
+    }
+    /// The result, or nil when the local is not an int (the node then decides).
+    @inline(__always) func test(_ fp: Frame) -> Bool? {
+        guard case .int(let x) = fp[slot] else { return nil }
+        switch kind {
+        case .less: return x < c
+        case .lessEqual: return x <= c
+        case .greater: return x > c
+        case .greaterEqual: return x >= c
+        }
+    }
+}
+
 final class IfNode: Node {
     let condition: Node
     let then: Node
     /// A `NilNode` when there is no `else`: not optional, so evaluating it costs no retain.
     let otherwise: Node
+    let inline: InlineCompare?
     init(_ condition: Node, _ then: Node, _ otherwise: Node?) {
         self.condition = condition; self.then = then; self.otherwise = otherwise ?? NilNode()
+        inline = InlineCompare(condition)
+    }
+    @inline(__always) func test(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if let i = inline, let r = i.test(fp) { return r }
+        return try condition.evalBool(fp, m)
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        if try condition.evalBool(fp, m) { return try then.eval(fp, m) }
+        if try test(fp, m) { return try then.eval(fp, m) }
         return try otherwise.eval(fp, m)
     }
     override func exec(_ fp: Frame, _ m: Interpreter) throws {
-        if try condition.evalBool(fp, m) { try then.exec(fp, m) } else { try otherwise.exec(fp, m) }
+        if try test(fp, m) { try then.exec(fp, m) } else { try otherwise.exec(fp, m) }
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         let c = condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m)
@@ -259,9 +287,17 @@ final class IfNode: Node {
 final class WhileNode: Node {
     let condition: Node
     let body: Node
-    init(_ condition: Node, _ body: Node) { self.condition = condition; self.body = body }
+    let inline: InlineCompare?
+    init(_ condition: Node, _ body: Node) {
+        self.condition = condition; self.body = body
+        inline = InlineCompare(condition)
+    }
+    @inline(__always) func test(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if let i = inline, let r = i.test(fp) { return r }
+        return try condition.evalBool(fp, m)
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        while try condition.evalBool(fp, m) {
+        while try test(fp, m) {
             try body.exec(fp, m)
             if m.signal != .none {
                 if m.signal == .breakLoop { m.signal = .none; break }
