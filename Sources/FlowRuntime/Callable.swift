@@ -159,7 +159,8 @@ public final class Builtin: @unchecked Sendable {
     /// True for methods: the receiver is passed as the first argument.
     let isMethod: Bool
 
-    public var suspends: Bool { suspendingBody != nil }
+    /// True when it has an async implementation (stored: checked on every call).
+    public let suspends: Bool
 
     init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
          body: @escaping (inout BuiltinCall) throws -> Value,
@@ -171,6 +172,7 @@ public final class Builtin: @unchecked Sendable {
         self.isMethod = isMethod
         self.body = body
         self.suspendingBody = suspendingBody
+        self.suspends = suspendingBody != nil
     }
 
     /// Describes the accepted argument counts: "1 argument", "1 to 2 arguments".

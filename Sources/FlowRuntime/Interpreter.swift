@@ -310,7 +310,7 @@ public final class Interpreter: @unchecked Sendable {
         if !b.accepts(n) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
-        if let s = b.suspendingBody {
+        if b.suspends, let s = b.suspendingBody {
             let storage = ArgumentStorage(copying: base, count: count)
             let call = BuiltinCall(name: b.name, base: storage.base, count: count, interpreter: self, range: range, owner: storage)
             return try loop.run { try await s(call) }

@@ -116,8 +116,8 @@ final class Call0Node: Node {
     init(callee: Node, range: SourceRange) { self.callee = callee; self.range = range }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync {
-            return try m.fastCall(c, 0, range) { _ in }
+        if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            return try m.runClosure(c, m.top, argc: 0, range)
         }
         if case .builtin(let b) = f { return try m.callBuiltin(b, base: m.top, count: 0, named: nil, at: range) }
         return try m.invoke(f, [], named: nil, range: range)
@@ -136,8 +136,10 @@ final class Call1Node: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync {
-            return try m.fastCall(c, 1, range) { fp in fp[0] = x }
+        if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            let nfp = m.top
+            nfp.initialize(to: x)
+            return try m.runClosure(c, nfp, argc: 1, range)
         }
         if case .builtin(let b) = f {
             let mark = m.top
@@ -164,8 +166,11 @@ final class Call2Node: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync {
-            return try m.fastCall(c, 2, range) { fp in fp[0] = x; fp[1] = y }
+        if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            let nfp = m.top
+            nfp.initialize(to: x)
+            (nfp + 1).initialize(to: y)
+            return try m.runClosure(c, nfp, argc: 2, range)
         }
         if case .builtin(let b) = f {
             let mark = m.top

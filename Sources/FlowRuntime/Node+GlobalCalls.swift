@@ -66,6 +66,36 @@ extension Interpreter {
         }
     }
 
+    /// Runs a synchronous closure whose first `argc` arguments the caller initialized at
+    /// `fp` (= `top`): clears the rest, places captures, runs the body, pops the frame.
+    @inline(__always)
+    func runClosure(_ c: Closure, _ fp: Frame, argc: Int, _ range: SourceRange) throws -> Value {
+        let p = c.proto
+        let size = p.frameSize
+        var k = argc
+        while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
+        top = fp + size
+        depth &+= 1
+        c.placeCaptures(fp, after: argc)
+        if !p.boxedParameters.isEmpty {
+            for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
+        }
+        do {
+            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            dropFrame(fp, size)
+            top = fp
+            depth &-= 1
+            return r
+        } catch {
+            dropFrame(fp, size)
+            top = fp
+            depth &-= 1
+            if let e = error as? FlowError { e.unwind(through: describe(p), calledFrom: range) }
+            throw error
+        }
+    }
+
     /// True when a frame of `size` slots fits and the depth limit allows one more call.
     @inline(__always) func hasRoom(_ size: Int) -> Bool {
         depth < maxCallDepth && top + size <= stackEnd
