@@ -413,6 +413,24 @@ struct Compiler {
         return nil
     }
 
+    /// `x += e` or `x = x op e` for +, -, *: the operation and `e`; nil for other shapes.
+    func updateShape(_ target: Expr, _ op: AssignOp, _ valueExpr: Expr) -> (ArithLocalLocalNode.Op, Expr)? {
+        switch op {
+        case .add: return (.add, valueExpr)
+        case .subtract: return (.subtract, valueExpr)
+        case .multiply: return (.multiply, valueExpr)
+        case .divide: return nil
+        case .assign:
+            guard case .binary(let bop, let l, let r) = valueExpr.kind, sameVariable(l, target) else { return nil }
+            switch bop {
+            case .add: return (.add, r)
+            case .subtract: return (.subtract, r)
+            case .multiply: return (.multiply, r)
+            default: return nil
+            }
+        }
+    }
+
     /// The slot holding the cell of a captured variable (declared here or captured).
     func cellSlot(_ e: Expr) -> Int? {
         guard case .name = e.kind, let ref = res.refs[ObjectIdentifier(e)] else { return nil }
@@ -435,46 +453,13 @@ struct Compiler {
     /// `x += e`, `x = x + e` (and -, *) on a plain local or a captured variable: one node
     /// that updates in place.
     mutating func fusedLocalUpdate(_ target: Expr, _ op: AssignOp, _ valueExpr: Expr, _ range: SourceRange) -> Node? {
+        guard let (arith, operand) = updateShape(target, op, valueExpr) else { return nil }
         if let cs = cellSlot(target) {
-            var arith: ArithLocalLocalNode.Op
-            var operand = valueExpr
-            switch op {
-            case .add: arith = .add
-            case .subtract: arith = .subtract
-            case .multiply: arith = .multiply
-            case .divide: return nil
-            case .assign:
-                guard case .binary(let bop, let l, let r) = valueExpr.kind, sameVariable(l, target) else { return nil }
-                switch bop {
-                case .add: arith = .add
-                case .subtract: arith = .subtract
-                case .multiply: arith = .multiply
-                default: return nil
-                }
-                operand = r
-            }
             let v = expr(operand)
             if v.yields { return nil }
             return UpdateCellNode(slot: cs, value: v, op: arith, range: range)
         }
         guard let s = plainLocal(target) else { return nil }
-        var arith: ArithLocalLocalNode.Op
-        var operand: Expr
-        switch op {
-        case .add: arith = .add; operand = valueExpr
-        case .subtract: arith = .subtract; operand = valueExpr
-        case .multiply: arith = .multiply; operand = valueExpr
-        case .divide: return nil
-        case .assign:
-            guard case .binary(let bop, let l, let r) = valueExpr.kind, plainLocal(l) == s else { return nil }
-            switch bop {
-            case .add: arith = .add
-            case .subtract: arith = .subtract
-            case .multiply: arith = .multiply
-            default: return nil
-            }
-            operand = r
-        }
         if case .intLiteral(let c) = operand.kind, arith != .multiply, c != Int.min {
             return IncrementLocalNode(slot: s, c: arith == .add ? c : -c, range: range)
         }

@@ -1,37 +1,6 @@
 import FlowSyntax
 
 extension Interpreter {
-    /// The fast call: positional arguments that match the arity of a function that cannot
-    /// suspend. One frame on the value stack, no array, no dictionary.
-    @inline(__always)
-    func fastCall(_ c: Closure, _ argc: Int, _ range: SourceRange, _ fill: (Frame) throws -> Void) throws -> Value {
-        let p = c.proto
-        let size = p.frameSize
-        let fp = top
-        guard depth < maxCallDepth, fp + size <= stackEnd else { throw recursionError(range) }
-        clearFrame(fp, size)
-        top = fp + size
-        depth += 1
-        defer {
-            dropFrame(fp, size)
-            top = fp
-            depth -= 1
-        }
-        do {
-            try fill(fp)
-            c.placeCaptures(fp, after: argc)
-            if !p.boxedParameters.isEmpty {
-                for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
-            }
-            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
-            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-            return r
-        } catch let e as FlowError {
-            e.unwind(through: describe(p), calledFrom: range)
-            throw e
-        }
-    }
-
     /// Calls any callable value with evaluated arguments (the general, slower path).
     func invoke(_ f: Value, _ args: [Value], named: [(String, Value)]?, range: SourceRange) throws -> Value {
         switch f {
@@ -95,10 +64,10 @@ final class CallNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
         let (values, named) = try args.evaluate(fp, m)
-        if named == nil, case .closure(let c) = f, c.proto.arity == values.count, !c.proto.isAsync {
-            return try m.fastCall(c, values.count, range) { fp in
-                for (i, v) in values.enumerated() { fp[i] = v }
-            }
+        if named == nil, case .closure(let c) = f, c.proto.arity == values.count, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            let nfp = m.top
+            for (i, v) in values.enumerated() { (nfp + i).initialize(to: v) }
+            return try m.runClosure(c, nfp, argc: values.count, range)
         }
         return try m.invoke(f, values, named: named, range: range)
     }

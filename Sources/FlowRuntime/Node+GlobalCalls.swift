@@ -46,6 +46,31 @@ extension Interpreter {
     func runBody(_ body: Unmanaged<Node>, _ fp: Frame, size: Int, argc: Int, _ cell: GlobalCell, _ range: SourceRange) throws -> Value {
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
+        return try execute(body, fp, size: size, range) {
+            cell.direct.map { self.describe($0.takeUnretainedValue()) } ?? "fn '\(cell.name)'"
+        }
+    }
+
+    /// Runs a synchronous closure whose first `argc` arguments the caller initialized at
+    /// `fp` (= `top`): clears the rest, places captures, runs the body, pops the frame.
+    @inline(__always)
+    func runClosure(_ c: Closure, _ fp: Frame, argc: Int, _ range: SourceRange) throws -> Value {
+        let p = c.proto
+        let size = p.frameSize
+        var k = argc
+        while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
+        c.placeCaptures(fp, after: argc)
+        if !p.boxedParameters.isEmpty {
+            for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
+        }
+        return try execute(p.bodyRef, fp, size: size, range) { self.describe(p) }
+    }
+
+    /// The common end of every direct call: push the frame, run the body, turn a `return`
+    /// signal into the result, pop the frame (also when the body throws, adding the
+    /// callee to the error's traceback).
+    @inline(__always)
+    func execute(_ body: Unmanaged<Node>, _ fp: Frame, size: Int, _ range: SourceRange, _ callee: () -> String) throws -> Value {
         top = fp + size
         depth &+= 1
         do {
@@ -59,39 +84,7 @@ extension Interpreter {
             dropFrame(fp, size)
             top = fp
             depth &-= 1
-            if let e = error as? FlowError, let p = cell.direct?.takeUnretainedValue() {
-                e.unwind(through: describe(p), calledFrom: range)
-            }
-            throw error
-        }
-    }
-
-    /// Runs a synchronous closure whose first `argc` arguments the caller initialized at
-    /// `fp` (= `top`): clears the rest, places captures, runs the body, pops the frame.
-    @inline(__always)
-    func runClosure(_ c: Closure, _ fp: Frame, argc: Int, _ range: SourceRange) throws -> Value {
-        let p = c.proto
-        let size = p.frameSize
-        var k = argc
-        while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
-        top = fp + size
-        depth &+= 1
-        c.placeCaptures(fp, after: argc)
-        if !p.boxedParameters.isEmpty {
-            for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
-        }
-        do {
-            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
-            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-            dropFrame(fp, size)
-            top = fp
-            depth &-= 1
-            return r
-        } catch {
-            dropFrame(fp, size)
-            top = fp
-            depth &-= 1
-            if let e = error as? FlowError { e.unwind(through: describe(p), calledFrom: range) }
+            if let e = error as? FlowError { e.unwind(through: callee(), calledFrom: range) }
             throw error
         }
     }
