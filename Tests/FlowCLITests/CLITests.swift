@@ -124,6 +124,15 @@ import Testing
         #expect(r.status == 0 && r.stdout == "[\"one\", \"--two\"]\n")
     }
 
+    /// The benchmark programs stay valid Flow (bench/run times them; no test does).
+    @Test func benchmarkProgramsCheck() throws {
+        let dir = CLITests.root.appendingPathComponent("bench/programs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".flow") }.sorted()
+        #expect(files.count >= 7)
+        let r = try CLITests.flow(["check"] + files.map { "bench/programs/" + $0 })
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func badUsageExit64() throws {
         let r = try CLITests.flow(["frobnicate"])
         #expect(r.status == 64)
