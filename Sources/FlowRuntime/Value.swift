@@ -89,6 +89,13 @@ public final class StringBox: @unchecked Sendable {
 public final class ListBox: @unchecked Sendable {
     @exclusivity(unchecked) public var items: [Value]
     public init(_ items: [Value] = []) { self.items = items }
+
+    // Mutations through these methods run in this module, where `items` has no dynamic
+    // exclusivity checks; from another module every access to `items` is checked.
+    public var count: Int { items.count }
+    public func append(_ v: Value) { items.append(v) }
+    public func removeLast() -> Value { items.removeLast() }
+    public func insert(_ v: Value, at i: Int) { items.insert(v, at: i) }
 }
 
 /// A heap cell holding a variable that a closure captures.

@@ -18,12 +18,12 @@ extension Stdlib {
 
     static func installListMethods(_ i: Interpreter) {
         i.define(method: "push", on: .list, parameters: ["item"]) { call in
-            try call.list(0).items.append(call[1]); return call[0]
+            try call.list(0).append(call[1]); return call[0]
         }
         i.define(method: "pop", on: .list, parameters: []) { call in
             let l = try call.list(0)
-            guard !l.items.isEmpty else { throw call.error("cannot pop from an empty list", kind: "index") }
-            return l.items.removeLast()
+            guard l.count > 0 else { throw call.error("cannot pop from an empty list", kind: "index") }
+            return l.removeLast()
         }
         i.define(method: "insert", on: .list, parameters: ["index", "item"]) { call in
             let l = try call.list(0)
@@ -32,7 +32,7 @@ extension Stdlib {
             guard k >= 0 && k <= l.items.count else {
                 throw call.error("index \(try call.int(1)) is out of range for inserting into a list of length \(l.items.count)", kind: "index")
             }
-            l.items.insert(call[2], at: k)
+            l.insert(call[2], at: k)
             return call[0]
         }
         i.define(method: "map", on: .list, parameters: ["function"]) { call in
