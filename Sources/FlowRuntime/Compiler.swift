@@ -49,6 +49,8 @@ struct Compiler {
             case .fnDecl(let d):
                 let cell = module.globals[d.name!]!
                 prologue.append(DefineFunctionNode(cell, Closure(proto: compileFunction(d), captures: [])))
+            case .typeDecl(let t):
+                prologue.append(GlobalSet(module.globals[t.name]!, ConstNode(.object(typeValue(t)))))
             case .importDecl(let path, let alias, _):
                 let name = alias ?? Resolver.defaultAlias(path)
                 if let m = res.globals[name]?.module, let ns = m.namespace {
@@ -65,6 +67,38 @@ struct Compiler {
         proto.frameSize = localBase + scope.maxLocals + maxTemps
         proto.isAsync = scope.suspends
         return proto
+    }
+
+    /// The value a `type` binds: its fields, their specs and default thunks.
+    mutating func typeValue(_ t: TypeDecl) -> TypeValue {
+        let value = TypeValue(name: t.name)
+        value.fields = t.fields.map { f in
+            let thunk = res.fieldDefaults[f.nameRange.start].map { Closure(proto: compileFunction($0), captures: []) }
+            return FieldSpec(name: f.name, box: interpreter.intern(f.name), type: spec(f.type), optional: f.optional, makeDefault: thunk)
+        }
+        return value
+    }
+
+    func spec(_ t: TypeExpr) -> TypeSpec {
+        switch t {
+        case .literal(let s, _): return .literal(s)
+        case .union(let options, _): return .union(options.map { spec($0) })
+        case .named(let n, let args, _):
+            switch n {
+            case "any": return .any
+            case "string": return .string
+            case "int": return .int
+            case "float": return .float
+            case "number": return .number
+            case "bool": return .bool
+            case "duration": return .duration
+            case "function": return .function
+            case "nil": return .nilType
+            case "list": return .list(args.first.map { spec($0) })
+            case "map": return .map(args.first.map { spec($0) })
+            default: return module.globals[n].map { .named(n, $0) } ?? .any
+            }
+        }
     }
 
     mutating func compileFunction(_ d: FunctionDecl) -> FunctionProto {

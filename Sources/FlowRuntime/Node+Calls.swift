@@ -6,6 +6,9 @@ extension Interpreter {
         switch f {
         case .closure(let c): return try callClosure(c, args, named: named, at: range)
         case .builtin(let b): return try callBuiltin(b, args, named: named, at: range)
+        case .object(let o):
+            if let r = try o.call(args, named: named, interpreter: self, range: range) { return r }
+            throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
         default: throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
         }
     }
@@ -16,6 +19,7 @@ extension Interpreter {
             if c.proto.isAsync { return try await callClosureAsync(c, args, named: named, at: range) }
             return try callClosure(c, args, named: named, at: range)
         case .builtin(let b): return try await callBuiltinAsync(b, args, named: named, at: range)
+        case .object: return try invoke(f, args, named: named, range: range)
         default: throw error(ErrorKind.type, "cannot call a value of type \(f.typeName)", at: range)
         }
     }
@@ -175,7 +179,7 @@ final class MethodCallNode: Node {
 
     func target(_ r: Value, _ m: Interpreter) throws -> Target {
         if case .map(let map) = r, let f = map.get(box: key) { return .value(f) }
-        if case .object(let o) = r, let f = o.member(name) { return .value(f) }
+        if case .object(let o) = r, let f = o.member(name) ?? o.method(name, interpreter: m) { return .value(f) }
         if let b = m.method(id, for: r) { return .method(b) }
         var message = "\(r.typeName) has no method '\(name)'"
         if case .map = r { message = "map has no key or method '\(name)'" }
@@ -246,19 +250,24 @@ public enum Suggest {
         return best?.0
     }
 
+    /// Edits between two names, a swap of neighbouring letters counting as one
+    /// (optimal string alignment): `nmae` is one edit from `name`.
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a), y = Array(b)
         if x.isEmpty { return y.count }
         if y.isEmpty { return x.count }
-        var prev = Array(0...y.count)
-        var cur = prev
+        var d = Array(repeating: Array(repeating: 0, count: y.count + 1), count: x.count + 1)
+        for i in 0...x.count { d[i][0] = i }
+        for j in 0...y.count { d[0][j] = j }
         for i in 1...x.count {
-            cur[0] = i
             for j in 1...y.count {
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+                let cost = x[i - 1] == y[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, x[i - 1] == y[j - 2], x[i - 2] == y[j - 1] {
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+                }
             }
-            swap(&prev, &cur)
         }
-        return prev[y.count]
+        return d[x.count][y.count]
     }
 }

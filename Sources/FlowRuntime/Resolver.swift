@@ -73,6 +73,8 @@ final class Resolution {
     var main: FunctionScope!
     var globals: [String: GlobalInfo] = [:]
     var globalOrder: [String] = []
+    /// The thunks that make the defaults of `type` fields, by the field name's offset.
+    var fieldDefaults: [Int: FunctionDecl] = [:]
 }
 
 /// Binds every name of a program and reports every static error before anything runs:
@@ -274,8 +276,8 @@ struct Resolver {
             if !topLevel { error("'flow' must be declared at the top level of a file", at: d.range) }
             unavailable("a 'flow' declaration", at: d.nameRange ?? d.range)
         case .typeDecl(let t):
-            if !topLevel { error("'type' must be declared at the top level of a file", at: t.range) }
-            unavailable("a 'type' declaration", at: t.nameRange)
+            if !topLevel { error("'type' must be declared at the top level of a file", at: t.range); return }
+            typeDeclaration(t)
         case .importDecl(_, _, let r):
             if !topLevel { error("'import' must be at the top level of a file", at: r) }
         case .whileLoop(let c, let body):
@@ -305,6 +307,46 @@ struct Resolver {
         case .trigger(_, let body):
             error("a trigger needs the workflow engine, which this version of Flow does not include yet", at: s.range)
             _ = body
+        }
+    }
+
+    /// Checks a `type`: distinct fields, known type names; each default becomes a thunk
+    /// (a function without parameters) run for every record built.
+    mutating func typeDeclaration(_ t: TypeDecl) {
+        var seen: [String: SourceRange] = [:]
+        for f in t.fields {
+            if let first = seen[f.name] {
+                error("duplicate field '\(f.name)' in type '\(t.name)'", at: f.nameRange, notes: [Diagnostic.Note("first declared", at: first)])
+            }
+            seen[f.name] = f.nameRange
+            typeExpression(f.type)
+            if let d = f.defaultValue {
+                let body = Block([Stmt(.expr(d), d.range)], d.range)
+                let thunk = FunctionDecl(kind: .lambda, name: "\(t.name).\(f.name)", nameRange: f.nameRange, parameters: [], body: body, isArrow: true, range: d.range)
+                res.fieldDefaults[f.nameRange.start] = thunk
+                functionBody(thunk)
+            }
+        }
+    }
+
+    mutating func typeExpression(_ t: TypeExpr) {
+        switch t {
+        case .literal: break
+        case .union(let options, _): for o in options { typeExpression(o) }
+        case .named(let n, let args, let r):
+            if n == "list" || n == "map" {
+                if args.count > 1 { error("'\(n)' takes one type argument (\(n)<T>), found \(args.count)", at: r) }
+            } else if !args.isEmpty {
+                error("'\(n)' takes no type arguments", at: r)
+            }
+            for a in args { typeExpression(a) }
+            if TypeSpec.builtinNames.contains(n) { return }
+            if res.globals[n]?.kind == .type { return }
+            let declared = res.globals.filter { $0.value.kind == .type }.map { $0.key }
+            var notes: [Diagnostic.Note] = []
+            if let near = Suggest.closest(to: n, in: TypeSpec.builtinNames + declared) { notes.append(Diagnostic.Note("did you mean '\(near)'?")) }
+            let kind = res.globals[n].map { " ('\(n)' is a \(describe($0.kind)), not a type)" } ?? ""
+            error("unknown type '\(n)'\(kind)", at: r, notes: notes)
         }
     }
 

@@ -1,3 +1,5 @@
+import FlowSyntax
+
 /// A Flow value.
 ///
 /// Sixteen bytes: every payload is at most one word, so strings are boxed (a Swift
@@ -130,4 +132,8 @@ open class FlowObject: @unchecked Sendable {
     open var description: String { "<\(typeName)>" }
     /// Member lookup (`x.name`); nil when there is no such member.
     open func member(_ name: String) -> Value? { nil }
+    /// A method (`x.name(…)`) as a callable value; nil when there is none.
+    open func method(_ name: String, interpreter: Interpreter) -> Value? { nil }
+    /// Calling the value (`x(…)`); nil when it cannot be called.
+    open func call(_ args: [Value], named: [(String, Value)]?, interpreter: Interpreter, range: SourceRange?) throws -> Value? { nil }
 }
