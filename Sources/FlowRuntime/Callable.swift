@@ -21,6 +21,8 @@ public final class FunctionProto: @unchecked Sendable {
     /// True when the body can suspend (sleep, and later awaits and nodes): such a function
     /// runs on the async path; every other one runs synchronously.
     @exclusivity(unchecked) public internal(set) var isAsync = false
+    /// True for a `flow`: calling it starts a run.
+    public internal(set) var isFlow = false
     public let range: SourceRange?
 
     init(name: String, parameters: [String], defaults: [Node?], range: SourceRange?) {

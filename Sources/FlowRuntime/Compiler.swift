@@ -46,7 +46,7 @@ struct Compiler {
         var body: [Node] = []
         for s in program.statements {
             switch s.kind {
-            case .fnDecl(let d):
+            case .fnDecl(let d), .flowDecl(let d):
                 let cell = module.globals[d.name!]!
                 prologue.append(DefineFunctionNode(cell, Closure(proto: compileFunction(d), captures: [])))
             case .typeDecl(let t):
@@ -112,6 +112,7 @@ struct Compiler {
         let proto = FunctionProto(name: d.name ?? "<lambda>", parameters: d.parameters.map { $0.name },
                                   defaults: defaults, range: d.nameRange ?? d.range)
         proto.isAsync = inner.suspends
+        proto.isFlow = d.kind == .flow
         proto.body = tail(d.body.statements[...])
         proto.boxedParameters = inner.parameters.filter { $0.captured }.map { $0.index }
         proto.frameSize = localBase + inner.maxLocals + maxTemps
@@ -287,6 +288,11 @@ struct Compiler {
             }
             return c.binaryNode(binary, current, rhs, range, leftExpr: target, rightExpr: valueExpr)
         }
+        if let parts = statePath(target) {
+            let current: Node = op == .assign ? ConstNode(.nilValue) : expr(target)
+            let v = combine(&self, current)
+            return hoist([v]) { StateAssignNode(parts: parts, value: $0[0], range: target.range) }
+        }
         switch target.kind {
         case .name:
             guard let ref = res.refs[ObjectIdentifier(target)] else { return ConstNode(.nilValue) }
@@ -428,9 +434,28 @@ struct Compiler {
             let fn = finally.map { block($0) }
             children.append(fn)
             return marked(TryNode(body: bn, clauses: clauses, finally: fn), children)
-        case .state, .node, .parallel, .parallelFor, .race, .spawn, .await, .quote:
+        case .state:
+            return StateNode(e.range)
+        case .node, .parallel, .parallelFor, .race, .spawn, .await, .quote:
             // Rejected by the resolver until the workflow engine exists.
             return ConstNode(.nilValue)
+        }
+    }
+
+    /// The parts of a `$.a.b[i]` target, outermost first; nil when the target is not a
+    /// state path.
+    mutating func statePath(_ target: Expr) -> [StateAssignNode.Part]? {
+        switch target.kind {
+        case .member(let o, let name, _):
+            if case .state = o.kind { return [.name(interpreter.intern(name))] }
+            guard let inner = statePath(o) else { return nil }
+            return inner + [.name(interpreter.intern(name))]
+        case .index(let o, let i):
+            if case .state = o.kind { return [.index(expr(i))] }
+            guard let inner = statePath(o) else { return nil }
+            return inner + [.index(expr(i))]
+        default:
+            return nil
         }
     }
 

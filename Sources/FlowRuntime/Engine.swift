@@ -27,6 +27,9 @@ public struct Configuration: @unchecked Sendable {
     public var preludes: [String] = []
     /// The script's command-line arguments (`args()`).
     public var arguments: [String] = []
+    /// Receives every event of every run (run and node lifecycle, state changes, the
+    /// scripts' own), as the map scripts see. Default: nil.
+    public var onEvent: (@Sendable (Value) -> Void)? = nil
 
     public init() {}
 }

@@ -79,6 +79,12 @@ public final class Interpreter: @unchecked Sendable {
     @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
     @exclusivity(unchecked) var methodStride = 64
     var modules: [String: Module] = [:]
+    /// Every run started, in order.
+    public internal(set) var runs: [Run] = []
+    var nextRunNumber = 0
+    /// Script hooks by event type (`"*"` for every event).
+    var hooks: [String: [Value]] = [:]
+    var emitting = false
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     var interned: [String: StringBox] = [:]
@@ -169,6 +175,28 @@ public final class Interpreter: @unchecked Sendable {
         return (0..<min(methodStride, methodNames.count)).compactMap { methods[row + $0] != nil ? methodNames[$0] : nil }.sorted()
     }
 
+    // MARK: - Runs and hooks (the embedding API)
+
+    /// The run whose code is executing, if any.
+    public var currentRun: Run? { Run.current }
+
+    /// Emits an event of `type` on the current run; fails outside a run.
+    @discardableResult
+    public func emit(_ type: String, _ fields: [(String, Value)], at range: SourceRange?) throws -> Value {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
+        }
+        return try emit(run, type, fields)
+    }
+
+    /// Subscribes a Flow function to events of `type` (`"*"`: every event).
+    public func addHook(_ type: String, _ handler: Value) {
+        hooks[type, default: []].append(handler)
+    }
+
+    /// A run by id.
+    public func run(id: String) -> Run? { runs.first { $0.id == id } }
+
     /// Names of every global builtin, for completion and did-you-mean.
     public var builtinNames: [String] { builtins.keys.sorted() }
 
@@ -229,7 +257,8 @@ public final class Interpreter: @unchecked Sendable {
         }
     }
 
-    func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+    func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?, asRun: Bool = false) async throws -> Value {
+        if c.proto.isFlow && !asRun { return try await runFlow(c, args, named: named, at: range) }
         let p = c.proto
         guard depth < maxCallDepth else { throw recursionError(range) }
         // Async frames live on the heap: a suspended call must not pin the value stack.
@@ -256,7 +285,7 @@ public final class Interpreter: @unchecked Sendable {
         switch p.name {
         case "<lambda>": return "lambda"
         case "<main>": return "<main>"
-        default: return "fn '\(p.name)'"
+        default: return p.isFlow ? "flow '\(p.name)'" : "fn '\(p.name)'"
         }
     }
 

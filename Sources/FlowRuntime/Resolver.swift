@@ -273,8 +273,8 @@ struct Resolver {
             }
             functionBody(d)
         case .flowDecl(let d):
-            if !topLevel { error("'flow' must be declared at the top level of a file", at: d.range) }
-            unavailable("a 'flow' declaration", at: d.nameRange ?? d.range)
+            if !topLevel { error("'flow' must be declared at the top level of a file", at: d.range); return }
+            functionBody(d)
         case .typeDecl(let t):
             if !topLevel { error("'type' must be declared at the top level of a file", at: t.range); return }
             typeDeclaration(t)
@@ -384,6 +384,8 @@ struct Resolver {
 
     mutating func functionBody(_ d: FunctionDecl) {
         let scope = FunctionScope(decl: d, name: d.name ?? "<lambda>", parent: function)
+        // A flow always runs as a run on the event loop: it is async by nature.
+        if d.kind == .flow { scope.suspendsDirectly = true }
         res.functions[ObjectIdentifier(d)] = scope
         let savedFunction = function
         let savedScopes = scopes
@@ -423,7 +425,7 @@ struct Resolver {
             guard let ref = lookup(n, at: e.range, inMainCode: true) else { undefined(n, at: e.range); return }
             res.refs[ObjectIdentifier(e)] = ref
         case .state:
-            unavailable("run state '$'", at: e.range)
+            break
         case .list(let items):
             for i in items { expr(i) }
         case .map(let entries):
@@ -518,7 +520,7 @@ struct Resolver {
         switch ref {
         case .global(let g):
             function.calledGlobals.insert(g)
-            if let info = res.globals[g], info.kind == .function {
+            if let info = res.globals[g], info.kind == .function || info.kind == .flow {
                 checkArity("'\(n)'", parameters: info.parameters, required: info.required, variadic: false, args, range)
             }
         case .builtin(let b):

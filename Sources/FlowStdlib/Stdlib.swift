@@ -19,6 +19,7 @@ public enum Stdlib {
     public static func install(into engine: Engine) {
         let i = engine.interpreter
         installCore(i)
+        installRuns(i)
         installListMethods(i)
         installStringMethods(i)
         installMapMethods(i)

@@ -1,0 +1,53 @@
+import FlowRuntime
+
+extension Stdlib {
+    /// Runs and their events, seen from scripts: hooks, custom events, introspection.
+    static func installRuns(_ i: Interpreter) {
+        i.define("on", parameters: ["event", "handler"]) { call in
+            let type = try call.string(0)
+            switch call[1] {
+            case .closure, .builtin: break
+            default: throw call.typeError("a function", at: 1)
+            }
+            call.interpreter.addHook(type, call[1])
+            return .nilValue
+        }
+        i.define("emit", parameters: ["event", "fields"], required: 1) { call in
+            let type = try call.string(0)
+            var fields: [(String, Value)] = []
+            if call.count > 1, !call[1].isNil {
+                for e in try call.map(1).entries {
+                    guard let k = e.key.stringValue else { throw call.error("field names must be strings", kind: "value") }
+                    fields.append((k, e.value))
+                }
+            }
+            return try call.interpreter.emit(type, fields, at: call.range)
+        }
+        i.define("current_run", parameters: []) { call in
+            guard let run = call.interpreter.currentRun else { return .nilValue }
+            return summary(run)
+        }
+        i.define("runs", parameters: []) { call in
+            .list(call.interpreter.runs.map { summary($0) })
+        }
+        i.define("run_events", parameters: ["run"], required: 0) { call in
+            let run: Run?
+            switch call[0] {
+            case .nilValue: run = call.interpreter.currentRun
+            case .string(let id): run = call.interpreter.run(id: id.value)
+            case .map(let m): run = m.get("id")?.stringValue.flatMap { call.interpreter.run(id: $0) }
+            default: throw call.typeError("a run (its id or the map runs() returns)", at: 0)
+            }
+            guard let run else { throw call.error("no such run", kind: "value") }
+            return .list(run.events)
+        }
+    }
+
+    static func summary(_ run: Run) -> Value {
+        .map(MapBox([
+            ("id", .str(run.id)), ("flow", .str(run.flow)), ("status", .str(run.status.rawValue)),
+            ("parent", run.parent.map { .str($0.id) } ?? .nilValue), ("state", .map(run.state)),
+            ("result", run.result),
+        ]))
+    }
+}
