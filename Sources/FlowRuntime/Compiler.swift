@@ -436,7 +436,14 @@ struct Compiler {
             return marked(TryNode(body: bn, clauses: clauses, finally: fn), children)
         case .state:
             return StateNode(e.range)
-        case .node, .parallel, .parallelFor, .race, .spawn, .await, .quote:
+        case .node(let name, let options, _):
+            let body = closure(res.nodeBodies[ObjectIdentifier(e)]!)
+            let names = options.map { interpreter.intern($0.label ?? "") }
+            let values = options.map { expr($0.value) }
+            let n = NodeNode(name: name, options: RecordNode(names: names, values: values), body: body, range: e.range)
+            n.yields = true
+            return n
+        case .parallel, .parallelFor, .race, .spawn, .await, .quote:
             // Rejected by the resolver until the workflow engine exists.
             return ConstNode(.nilValue)
         }

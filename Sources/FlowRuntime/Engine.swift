@@ -124,6 +124,10 @@ public final class Engine: @unchecked Sendable {
             let m = try loadStandardModule(name, from: nil)
             for export in m.exports { if let cell = m.globals[export] { interpreter.builtins[export] = cell.value } }
         }
+        // The engine's node policy, when the host ships it (FlowStdlib does).
+        if interpreter.configuration.standardLibrary["engine"] != nil {
+            _ = try loadStandardModule("engine", from: nil)
+        }
     }
 
     /// Parses, loads imports, resolves and compiles. Returns nil with diagnostics on errors.

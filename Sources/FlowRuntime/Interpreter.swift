@@ -177,6 +177,13 @@ public final class Interpreter: @unchecked Sendable {
 
     // MARK: - Runs and hooks (the embedding API)
 
+    /// The current definition of a function of the engine module (`std/engine`), read at
+    /// every use so that redefining it changes the next node.
+    func engineFunction(_ name: String) -> Value? {
+        guard let cell = modules["std/engine"]?.globals[name], cell.isDefined else { return nil }
+        return cell.value
+    }
+
     /// The run whose code is executing, if any.
     public var currentRun: Run? { Run.current }
 

@@ -75,6 +75,8 @@ final class Resolution {
     var globalOrder: [String] = []
     /// The thunks that make the defaults of `type` fields, by the field name's offset.
     var fieldDefaults: [Int: FunctionDecl] = [:]
+    /// The body of each `node`, as a function without parameters, by the node expression.
+    var nodeBodies: [ObjectIdentifier: FunctionDecl] = [:]
 }
 
 /// Binds every name of a program and reports every static error before anything runs:
@@ -473,8 +475,8 @@ struct Resolver {
                 }
             }
             if let f = finally { block(f) }
-        case .node:
-            unavailable("'node'", at: e.range)
+        case .node(let name, let options, let body):
+            nodeExpression(e, name, options, body)
         case .parallel, .parallelFor:
             unavailable("'parallel'", at: e.range)
         case .race:
@@ -486,6 +488,29 @@ struct Resolver {
         case .quote:
             error("'quote' needs the code-as-data library, which this version of Flow does not include yet", at: e.range)
         }
+    }
+
+    /// The options the engine understands, and those that need what is not built yet.
+    static let nodeOptions = ["retry", "backoff", "delay", "max_delay"]
+    static let laterNodeOptions = ["timeout", "compensate"]
+
+    /// A `node`: known options, and a body that becomes a function the engine calls.
+    mutating func nodeExpression(_ e: Expr, _ name: String, _ options: [Argument], _ body: Block) {
+        for o in options {
+            guard let label = o.label else { continue }
+            if Resolver.laterNodeOptions.contains(label) {
+                error("node option '\(label)' needs cancellation and unwinding, which this version of the engine does not include yet", at: o.labelRange ?? o.value.range)
+            } else if !Resolver.nodeOptions.contains(label) {
+                var notes: [Diagnostic.Note] = []
+                if let near = Suggest.closest(to: label, in: Resolver.nodeOptions + Resolver.laterNodeOptions) { notes.append(Diagnostic.Note("did you mean '\(near)'?")) }
+                error("unknown node option '\(label)' (options: \(Resolver.nodeOptions.joined(separator: ", ")))", at: o.labelRange ?? o.value.range, notes: notes)
+            }
+            expr(o.value)
+        }
+        let decl = FunctionDecl(kind: .lambda, name: name, nameRange: nil, parameters: [], body: body, isArrow: false, range: body.range)
+        res.nodeBodies[ObjectIdentifier(e)] = decl
+        function.suspendsDirectly = true
+        functionBody(decl)
     }
 
     mutating func pattern(_ p: Pattern) {

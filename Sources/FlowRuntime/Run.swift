@@ -23,6 +23,8 @@ public final class Run: @unchecked Sendable {
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
     public internal(set) var endedAt: Int?
+    /// How many nodes of each name have started: the k of a node's path.
+    var nodeCounts: [String: Int] = [:]
 
     @TaskLocal static var current: Run?
 

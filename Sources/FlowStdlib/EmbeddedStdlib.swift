@@ -59,6 +59,53 @@ fn count_by(xs, key) {
 }
 
 """#,
+        "engine": #"""
+# The engine: how every node runs. The interpreter calls run_node for each
+# `node name(options) { body }`; everything here is ordinary Flow, so changing this file,
+# or redefining run_node or a function it calls, changes how every node runs.
+#
+# step: {name, path, options, run}; body: the node's block as a function.
+
+fn run_node(step, body) {
+  let retries = step.options.get("retry", 0)
+  let attempt = 1
+  let started = monotonic()
+  emit("node:start", {node: step.name, path: step.path})
+  while true {
+    try {
+      let result = body()
+      emit("node:end", {node: step.name, path: step.path, attempts: attempt, duration: monotonic() - started})
+      return result
+    } catch e {
+      if attempt > retries {
+        emit("node:failed", {node: step.name, path: step.path, attempts: attempt, error: e})
+        if retries == 0 { throw e }
+        throw error("node '${step.name}' failed after ${attempt} attempts: ${e.message}", kind: "retry-exhausted", data: e)
+      }
+      let wait = backoff(step.options, attempt)
+      emit("node:retried", {node: step.name, path: step.path, attempt: attempt, wait: wait, error: e.message})
+      sleep(wait)
+      attempt += 1
+    }
+  }
+}
+
+# How long to wait before retry number `attempt` (1 for the first retry).
+# backoff: "constant" (the default), "linear" or "exponential"; delay: the base wait
+# (100ms); max_delay: the cap (1m).
+fn backoff(options, attempt) {
+  let base = options.get("delay", 100ms)
+  let cap = options.get("max_delay", 1m)
+  let wait = match options.get("backoff", "constant") {
+    "constant" => base
+    "linear" => base * attempt
+    "exponential" => base * math.pow(2, attempt - 1)
+    other => { throw error("unknown backoff '${other}' (constant, linear or exponential)", kind: "value") }
+  }
+  return math.min(wait, cap)
+}
+
+"""#,
         "prelude": #"""
 # The prelude: definitions every program sees without an import.
 # Written in Flow, because none of them needs the host.
