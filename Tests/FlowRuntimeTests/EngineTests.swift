@@ -1,0 +1,85 @@
+import FlowRuntime
+import FlowStdlib
+import FlowSyntax
+import Foundation
+import Testing
+
+/// The embedding API as a host uses it.
+@Suite struct EngineTests {
+    final class Collected: @unchecked Sendable {
+        let lock = NSLock()
+        var items: [String] = []
+        func add(_ s: String) { lock.lock(); items.append(s); lock.unlock() }
+    }
+
+    func engine(output: Collected = Collected(), events: Collected? = nil) -> Engine {
+        var c = Configuration()
+        c.clock = VirtualClock()
+        c.output = { output.add($0) }
+        if let events {
+            c.onEvent = { e in
+                if case .map(let m) = e { events.add("\(m.get("type")?.stringValue ?? "?") \(m.get("path")?.stringValue ?? "")") }
+            }
+        }
+        return Stdlib.makeEngine(c)
+    }
+
+    @Test func runReturnsTheLastValueAndPrintsThroughTheHook() throws {
+        let out = Collected()
+        let v = try engine(output: out).run(SourceFile(path: "t.flow", text: "print(\"hi\")\n1 + 2\n"))
+        #expect(v == .int(3))
+        #expect(out.items == ["hi\n"])
+    }
+
+    @Test func staticErrorsComeBackAsDiagnostics() {
+        do {
+            try engine().run(SourceFile(path: "t.flow", text: "print(x)\nprint(y)\n"))
+            Issue.record("expected a CompileFailure")
+        } catch let f as CompileFailure {
+            #expect(f.diagnostics.map { $0.description } == [
+                "t.flow:1:7: error: undefined name 'x'", "t.flow:2:7: error: undefined name 'y'",
+            ])
+        } catch { Issue.record("unexpected \(error)") }
+    }
+
+    @Test func runtimeErrorsCarryKindAndTraceback() {
+        do {
+            try engine().run(SourceFile(path: "t.flow", text: "fn f() { [][1] }\nf()\n"))
+            Issue.record("expected a FlowError")
+        } catch let e as FlowError {
+            #expect(e.kind == "index")
+            #expect(e.frames.map { $0.function } == ["fn 'f'", "<main>"])
+            #expect(e.rendered.contains("t.flow:1:10: error: index 1 is out of range for a list of length 0"))
+        } catch { Issue.record("unexpected \(error)") }
+    }
+
+    @Test func hostSeesEveryEventOfEveryRun() throws {
+        let events = Collected()
+        let source = """
+        flow f() {
+          $.x = 1
+          node step { 2 }
+        }
+        f()
+        """
+        try engine(events: events).run(SourceFile(path: "t.flow", text: source))
+        #expect(events.items == ["run:start ", "state $.x", "node:start f/step#0", "node:end f/step#0", "run:end "])
+    }
+
+    @Test func hostCallsAFlowFunctionValue() throws {
+        let e = engine()
+        let f = try e.run(SourceFile(path: "t.flow", text: "fn add(a, b) { a + b }\nadd\n"))
+        #expect(try e.call(f, [.int(2), .int(5)]) == .int(7))
+    }
+
+    @Test func fileImportsNeedTheHostsPermission() {
+        // The default configuration grants no file access.
+        let e = Stdlib.makeEngine()
+        do {
+            try e.run(SourceFile(path: "t.flow", text: "import \"secret.flow\"\n"))
+            Issue.record("expected a CompileFailure")
+        } catch let f as CompileFailure {
+            #expect(f.diagnostics.first?.message == "cannot import 'secret.flow': this host does not allow reading files")
+        } catch { Issue.record("unexpected \(error)") }
+    }
+}
