@@ -443,7 +443,15 @@ struct Compiler {
             let n = NodeNode(name: name, options: RecordNode(names: names, values: values), body: body, range: e.range)
             n.yields = true
             return n
-        case .parallel, .parallelFor, .race, .spawn, .await, .quote:
+        case .parallel(let branches), .race(let branches):
+            let bodies = branches.map { closure(res.branchBodies[ObjectIdentifier($0.body)]!) }
+            var isRace = false
+            if case .race = e.kind { isRace = true }
+            return ParallelNode(names: branches.map { $0.name }, bodies: bodies, isRace: isRace, range: e.range)
+        case .parallelFor(_, let iterable, let limit, let body):
+            return ParallelForNode(iterable: expr(iterable), limit: limit.map { expr($0) },
+                                   body: closure(res.branchBodies[ObjectIdentifier(body)]!), range: e.range)
+        case .spawn, .await, .quote:
             // Rejected by the resolver until the workflow engine exists.
             return ConstNode(.nilValue)
         }

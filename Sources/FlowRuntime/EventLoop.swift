@@ -46,7 +46,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// Calls `fire` on the loop's thread once the clock reaches `deadline` (nanoseconds).
-    func schedule(at deadline: Int, _ fire: @escaping @Sendable () -> Void) {
+    /// Returns the timer's id, for `cancelTimer`.
+    @discardableResult
+    func schedule(at deadline: Int, _ fire: @escaping @Sendable () -> Void) -> Int {
         pthread_mutex_lock(&mutex)
         nextTimerID += 1
         let timer = Timer(deadline: deadline, id: nextTimerID, fire: fire)
@@ -55,15 +57,86 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         timers.insert(timer, at: i)
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
+        return timer.id
     }
 
-    /// Suspends the current task for `nanoseconds` on the loop's clock.
-    func sleep(nanoseconds: Int) async {
+    /// Removes a timer that has not fired; false when it already fired or never was.
+    @discardableResult
+    func cancelTimer(_ id: Int) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard let i = timers.firstIndex(where: { $0.id == id }) else { return false }
+        timers.remove(at: i)
+        return true
+    }
+
+    /// Suspends the current task for `nanoseconds` on the loop's clock. Cancelling the
+    /// task ends the wait at once with `CancellationError`.
+    func sleep(nanoseconds: Int) async throws {
         let deadline = clock.now() + max(0, nanoseconds)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            schedule(at: deadline) { c.resume() }
+        let wait = Wakeup()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+                wait.arm(c)
+                let id = schedule(at: deadline) { wait.fire(nil) }
+                wait.setTimer(id)
+                if Task.isCancelled { wait.fire(CancellationError()) }
+            }
+        } onCancel: {
+            if let id = wait.timer { cancelTimer(id) }
+            wait.fire(CancellationError())
         }
     }
+}
+
+/// A continuation resumed exactly once, by the timer or by cancellation, whichever
+/// comes first (they may race on different threads, and either may come before the
+/// continuation is armed).
+final class Wakeup: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var continuation: CheckedContinuation<Void, Error>?
+    private var outcome: Result<Void, Error>?
+    private var resumed = false
+    private(set) var timer: Int?
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func arm(_ c: CheckedContinuation<Void, Error>) {
+        pthread_mutex_lock(&mutex)
+        if let o = outcome {
+            resumed = true
+            pthread_mutex_unlock(&mutex)
+            c.resume(with: o)
+            return
+        }
+        continuation = c
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func setTimer(_ id: Int) {
+        pthread_mutex_lock(&mutex)
+        timer = id
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func fire(_ error: Error?) {
+        pthread_mutex_lock(&mutex)
+        if resumed || outcome != nil { pthread_mutex_unlock(&mutex); return }
+        let result: Result<Void, Error> = error.map { .failure($0) } ?? .success(())
+        if let c = continuation {
+            continuation = nil
+            resumed = true
+            pthread_mutex_unlock(&mutex)
+            c.resume(with: result)
+            return
+        }
+        outcome = result
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+extension EventLoop {
 
     final class ResultBox<T>: @unchecked Sendable { var result: Result<T, Error>? }
 

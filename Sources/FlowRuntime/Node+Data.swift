@@ -83,6 +83,7 @@ enum Access {
             case "kind": return .str(e.kind)
             case "message": return .str(e.message)
             case "data": return e.data
+            case "path": return e.path.map { .str($0) } ?? .nilValue
             case "trace":
                 return .list(e.trace.map { f in
                     .map(MapBox([("function", .str(f.function)), ("at", f.range.map { .str($0.description) } ?? .nilValue)]))

@@ -17,10 +17,9 @@ final class NodeNode: Node {
         guard let run = Run.current else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
-        let k = run.nodeCounts[name, default: 0]
-        run.nodeCounts[name] = k + 1
+        let path = (Run.scope ?? run.rootScope).next(name)
         let node = MapBox([
-            ("name", .str(name)), ("path", .str("\(run.flow)/\(name)#\(k)")),
+            ("name", .str(name)), ("path", .str(path)),
             ("options", try options.eval(fp, m)), ("run", .str(run.id)),
         ])
         guard let runner = m.engineFunction("run_node") else {
@@ -37,5 +36,168 @@ final class NodeNode: Node {
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         let (runner, args) = try prepare(fp, m)
         return try await m.invokeAsync(runner, args, named: nil, range: range)
+    }
+}
+
+/// `parallel { a: …, b: … }` (all branches; a record of their results) and
+/// `race { a: …, b: … }` (the first to succeed; the others are cancelled).
+///
+/// Branches run as child tasks on the run's event loop, so they interleave only where
+/// they suspend. An error in a `parallel` branch cancels its siblings and surfaces with
+/// the branch's path (`e.path`); a cancelled branch emits `branch:cancelled`.
+final class ParallelNode: Node {
+    let names: [String]
+    let bodies: [Node]
+    let isRace: Bool
+    let range: SourceRange
+    init(names: [String], bodies: [Node], isRace: Bool, range: SourceRange) {
+        self.names = names; self.bodies = bodies; self.isRace = isRace; self.range = range
+        super.init()
+        yields = true
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let closures = try bodies.map { try $0.eval(fp, m) }
+        return try m.loop.run { [self] in try await self.branches(closures, m) }
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let closures = try bodies.map { try $0.eval(fp, m) }
+        return try await branches(closures, m)
+    }
+
+    func branches(_ closures: [Value], _ m: Interpreter) async throws -> Value {
+        guard let run = Run.current else {
+            throw m.error(ErrorKind.value, "'\(isRace ? "race" : "parallel")' runs only inside a flow", at: range)
+        }
+        let scope = Run.scope ?? run.rootScope
+        let base = scope.next(isRace ? "race" : "parallel")
+        let paths = names.map { "\(base)/\($0)" }
+        let work = closures.enumerated().map { (i, c) in (i, c, paths[i]) }
+        if isRace {
+            let (i, v) = try await m.race(work, run: run, range: range)
+            try m.emit(run, "race:won", [("path", .str(base)), ("branch", .str(names[i]))])
+            return v
+        }
+        let values = try await m.all(work, limit: work.count, run: run, range: range)
+        return .map(MapBox(zip(names, values).map { ($0, $1) }))
+    }
+}
+
+/// `parallel for x in xs limit n { … }`: a list of results in input order, at most n
+/// branches at once (all when there is no limit).
+final class ParallelForNode: Node {
+    let iterable: Node
+    let limit: Node?
+    let body: Node
+    let range: SourceRange
+    init(iterable: Node, limit: Node?, body: Node, range: SourceRange) {
+        self.iterable = iterable; self.limit = limit; self.body = body; self.range = range
+        super.init()
+        yields = true
+    }
+
+    func prepare(_ fp: Frame, _ m: Interpreter) throws -> ([Value], Int, Value) {
+        let items: [Value]
+        switch try iterable.eval(fp, m) {
+        case .list(let l): items = l.items
+        case .map(let map): items = map.keys
+        case let other:
+            throw m.error(ErrorKind.type, "parallel for needs a list or map to go over, found \(other.typeName)", at: range)
+        }
+        var n = items.count
+        if let limit {
+            guard case .int(let l) = try limit.eval(fp, m), l >= 1 else {
+                throw m.error(ErrorKind.value, "the limit of parallel for must be an int of at least 1", at: range)
+            }
+            n = l
+        }
+        return (items, max(1, n), try body.eval(fp, m))
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let (items, n, f) = try prepare(fp, m)
+        return try m.loop.run { [self] in try await self.run(items, n, f, m) }
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let (items, n, f) = try prepare(fp, m)
+        return try await run(items, n, f, m)
+    }
+
+    func run(_ items: [Value], _ limit: Int, _ f: Value, _ m: Interpreter) async throws -> Value {
+        guard let run = Run.current else {
+            throw m.error(ErrorKind.value, "'parallel for' runs only inside a flow", at: range)
+        }
+        let base = (Run.scope ?? run.rootScope).next("parallel")
+        let work = items.indices.map { i in (i, f, "\(base)/[\(i)]") }
+        return .list(try await m.all(work, arguments: items, limit: limit, run: run, range: range))
+    }
+}
+
+extension Interpreter {
+    /// Runs branches with at most `limit` at once; results in branch order. The first
+    /// error cancels the rest and is thrown, marked with its branch's path.
+    func all(_ work: [(Int, Value, String)], arguments: [Value]? = nil, limit: Int, run: Run, range: SourceRange) async throws -> [Value] {
+        var results = Array(repeating: Value.nilValue, count: work.count)
+        try await withThrowingTaskGroup(of: (Int, Value).self) { group in
+            var next = 0
+            func start() {
+                let (i, f, path) = work[next]
+                let args = arguments.map { [$0[i]] } ?? []
+                next += 1
+                group.addTask { [self] in (i, try await branch(f, args, path: path, run: run, range: range)) }
+            }
+            while next < min(limit, work.count) { start() }
+            do {
+                while let (i, v) = try await group.next() {
+                    results[i] = v
+                    if next < work.count { start() }
+                }
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
+        return results
+    }
+
+    /// Runs branches until one succeeds; cancels the rest. When all fail, throws the
+    /// first branch's error.
+    func race(_ work: [(Int, Value, String)], run: Run, range: SourceRange) async throws -> (Int, Value) {
+        try await withThrowingTaskGroup(of: (Int, Result<Value, Error>).self) { group in
+            for (i, f, path) in work {
+                group.addTask { [self] in
+                    do { return (i, .success(try await branch(f, [], path: path, run: run, range: range))) } catch { return (i, .failure(error)) }
+                }
+            }
+            var failures: [(Int, Error)] = []
+            while let (i, r) = try await group.next() {
+                switch r {
+                case .success(let v):
+                    group.cancelAll()
+                    return (i, v)
+                case .failure(let e):
+                    failures.append((i, e))
+                }
+            }
+            throw failures.min { $0.0 < $1.0 }?.1 ?? FlowError(kind: ErrorKind.value, message: "race has no branches", at: range)
+        }
+    }
+
+    /// One branch: its own path scope, `branch:cancelled` when cancelled, errors marked
+    /// with the branch's path.
+    func branch(_ f: Value, _ args: [Value], path: String, run: Run, range: SourceRange) async throws -> Value {
+        do {
+            return try await Run.$scope.withValue(PathScope(prefix: path)) {
+                try await invokeAsync(f, args, named: nil, range: range)
+            }
+        } catch let e as FlowError {
+            if e.value.path == nil { e.value.path = path }
+            throw e
+        } catch is CancellationError {
+            try? emit(run, "branch:cancelled", [("path", .str(path))])
+            throw CancellationError()
+        }
     }
 }

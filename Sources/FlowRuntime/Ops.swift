@@ -215,5 +215,6 @@ extension Value: Equatable {
 
 extension Interpreter {
     /// Suspends the calling task for a duration on the interpreter's clock.
-    public func sleep(nanoseconds: Int) async { await loop.sleep(nanoseconds: nanoseconds) }
+    /// Throws `CancellationError` when the task is cancelled while it waits.
+    public func sleep(nanoseconds: Int) async throws { try await loop.sleep(nanoseconds: nanoseconds) }
 }

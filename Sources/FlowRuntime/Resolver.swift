@@ -77,6 +77,9 @@ final class Resolution {
     var fieldDefaults: [Int: FunctionDecl] = [:]
     /// The body of each `node`, as a function without parameters, by the node expression.
     var nodeBodies: [ObjectIdentifier: FunctionDecl] = [:]
+    /// The body of each parallel or race branch (and of each `parallel for`), as a
+    /// function, by the body block.
+    var branchBodies: [ObjectIdentifier: FunctionDecl] = [:]
 }
 
 /// Binds every name of a program and reports every static error before anything runs:
@@ -477,10 +480,14 @@ struct Resolver {
             if let f = finally { block(f) }
         case .node(let name, let options, let body):
             nodeExpression(e, name, options, body)
-        case .parallel, .parallelFor:
-            unavailable("'parallel'", at: e.range)
-        case .race:
-            unavailable("'race'", at: e.range)
+        case .parallel(let branches), .race(let branches):
+            function.suspendsDirectly = true
+            for b in branches { branchFunction(b.body, name: b.name, parameter: nil) }
+        case .parallelFor(let name, let iterable, let limit, let body):
+            expr(iterable)
+            if let limit { expr(limit) }
+            function.suspendsDirectly = true
+            branchFunction(body, name: "parallel for", parameter: name)
         case .spawn:
             unavailable("'spawn'", at: e.range)
         case .await:
@@ -510,6 +517,15 @@ struct Resolver {
         let decl = FunctionDecl(kind: .lambda, name: name, nameRange: nil, parameters: [], body: body, isArrow: false, range: body.range)
         res.nodeBodies[ObjectIdentifier(e)] = decl
         function.suspendsDirectly = true
+        functionBody(decl)
+    }
+
+    /// A branch body becomes a function (of the loop variable, for `parallel for`): each
+    /// branch runs as a task of its own, with its own frame.
+    mutating func branchFunction(_ body: Block, name: String, parameter: String?) {
+        let params = parameter.map { [Parameter(name: $0, range: SourceRange(file: body.range.file, start: body.range.start, end: body.range.start + 1), defaultValue: nil)] } ?? []
+        let decl = FunctionDecl(kind: .lambda, name: name, nameRange: nil, parameters: params, body: body, isArrow: false, range: body.range)
+        res.branchBodies[ObjectIdentifier(body)] = decl
         functionBody(decl)
     }
 

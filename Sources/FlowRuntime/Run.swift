@@ -23,10 +23,12 @@ public final class Run: @unchecked Sendable {
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
     public internal(set) var endedAt: Int?
-    /// How many nodes of each name have started: the k of a node's path.
-    var nodeCounts: [String: Int] = [:]
+    /// The path scope of the run's own code (branches get scopes of their own).
+    lazy var rootScope = PathScope(prefix: flow)
 
     @TaskLocal static var current: Run?
+    /// The scope node paths are made in: the run's root, or a parallel branch.
+    @TaskLocal static var scope: PathScope?
 
     init(id: String, flow: String, arguments: [Value], parent: Run?, startedAt: Int) {
         self.id = id
@@ -36,6 +38,22 @@ public final class Run: @unchecked Sendable {
         self.startedAt = startedAt
     }
 
+}
+
+/// Where stable paths are made: a prefix (`flow`, `flow/parallel#0/a`, `flow/parallel#1/[3]`)
+/// and, per name, how many children of that name have been made here. Each branch has
+/// its own scope, so a path does not depend on the order in which branches run.
+public final class PathScope: @unchecked Sendable {
+    public let prefix: String
+    private var counts: [String: Int] = [:]
+    init(prefix: String) { self.prefix = prefix }
+
+    /// The path of the next child called `name`: `prefix/name#k`.
+    func next(_ name: String) -> String {
+        let k = counts[name, default: 0]
+        counts[name] = k + 1
+        return "\(prefix)/\(name)#\(k)"
+    }
 }
 
 extension Interpreter {
@@ -48,7 +66,7 @@ extension Interpreter {
                       startedAt: configuration.clock.now())
         parent?.children.append(run)
         runs.append(run)
-        return try await Run.$current.withValue(run) {
+        return try await Run.$current.withValue(run) { try await Run.$scope.withValue(run.rootScope) {
             try emit(run, "run:start", [("flow", .str(run.flow)), ("args", .list(args)),
                                         ("parent", parent.map { .str($0.id) } ?? .nilValue)])
             do {
@@ -63,8 +81,13 @@ extension Interpreter {
                 run.endedAt = configuration.clock.now()
                 try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
                 throw e
+            } catch {
+                run.status = .cancelled
+                run.endedAt = configuration.clock.now()
+                try? emit(run, "run:end", [("status", .str("cancelled"))])
+                throw error
             }
-        }
+        } }
     }
 
     /// Appends an event to a run and delivers it to the host's and the scripts' hooks.

@@ -114,6 +114,8 @@ public final class ErrorBox: @unchecked Sendable {
     public let data: Value
     /// Where it was raised, most recent call first, once it has unwound (for `e.trace`).
     public var trace: [TraceFrame] = []
+    /// The path of the parallel branch it came from, if any (`e.path`).
+    public var path: String?
 
     public init(kind: String, message: String, data: Value = .nilValue) {
         self.kind = kind

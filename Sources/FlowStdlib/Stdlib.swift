@@ -117,7 +117,7 @@ public enum Stdlib {
             default: throw call.typeError("a duration (like 250ms) or a number of seconds", at: 0)
             }
             guard ns >= 0 else { throw call.error("cannot sleep for a negative duration", kind: "value") }
-            await call.interpreter.sleep(nanoseconds: ns)
+            try await call.interpreter.sleep(nanoseconds: ns)
             return .nilValue
         }
     }

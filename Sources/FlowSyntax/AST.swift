@@ -138,6 +138,12 @@ public struct Parameter {
     public let name: String
     public let range: SourceRange
     public let defaultValue: Expr?
+
+    public init(name: String, range: SourceRange, defaultValue: Expr?) {
+        self.name = name
+        self.range = range
+        self.defaultValue = defaultValue
+    }
 }
 
 /// A function, flow or lambda.
