@@ -451,7 +451,12 @@ struct Compiler {
         case .parallelFor(_, let iterable, let limit, let body):
             return ParallelForNode(iterable: expr(iterable), limit: limit.map { expr($0) },
                                    body: closure(res.branchBodies[ObjectIdentifier(body)]!), range: e.range)
-        case .spawn, .await, .quote:
+        case .spawn(let body):
+            let n = SpawnNode(body: closure(res.branchBodies[ObjectIdentifier(body)]!), range: e.range)
+            return n
+        case .await(let x):
+            return AwaitNode(expr(x), e.range)
+        case .quote:
             // Rejected by the resolver until the workflow engine exists.
             return ConstNode(.nilValue)
         }

@@ -201,3 +201,84 @@ extension Interpreter {
         }
     }
 }
+
+/// A task started by `spawn`: `await t` gives its result (or throws its error).
+final class TaskValue: FlowObject, @unchecked Sendable {
+    let task: Task<Value, Error>
+    let path: String
+    init(task: Task<Value, Error>, path: String) { self.task = task; self.path = path }
+    override var typeName: String { "task" }
+    override var description: String { "<task \(path)>" }
+    override func member(_ name: String) -> Value? {
+        name == "path" ? .str(path) : nil
+    }
+}
+
+/// `spawn { … }`: starts the block as a task of the current run and returns at once.
+final class SpawnNode: Node {
+    let body: Node
+    let range: SourceRange
+    init(body: Node, range: SourceRange) { self.body = body; self.range = range }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        guard let run = Run.current else {
+            throw m.error(ErrorKind.value, "'spawn' runs only inside a flow", at: range)
+        }
+        let f = try body.eval(fp, m)
+        let path = (Run.scope ?? run.rootScope).next("spawn")
+        let range = self.range
+        let task = Task(executorPreference: m.loop) { () async throws -> Value in
+            try await Run.$current.withValue(run) {
+                try await m.branch(f, [], path: path, run: run, range: range)
+            }
+        }
+        run.tasks.append(task)
+        return .object(TaskValue(task: task, path: path))
+    }
+}
+
+/// `await t`: the result of a spawned task.
+final class AwaitNode: Node {
+    let operand: Node
+    let range: SourceRange
+    init(_ operand: Node, _ range: SourceRange) {
+        self.operand = operand; self.range = range
+        super.init()
+        yields = true
+    }
+
+    func task(_ v: Value, _ m: Interpreter) throws -> TaskValue {
+        if case .object(let o) = v, let t = o as? TaskValue { return t }
+        throw m.error(ErrorKind.type, "await needs a task (made by spawn), found \(v.typeName)", at: range)
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let t = try task(try operand.eval(fp, m), m)
+        return try m.loop.run { try await t.task.value }
+    }
+
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let t = try task(try await run(operand, fp, m), m)
+        return try await t.task.value
+    }
+}
+
+extension Interpreter {
+    /// Runs `f` with a time limit on the interpreter's clock: its result, or a `timeout`
+    /// error once `nanoseconds` have passed (the function is cancelled at its next
+    /// suspension point; code that never suspends cannot be interrupted).
+    public func withTimeout(_ nanoseconds: Int, _ f: Value, at range: SourceRange?) async throws -> Value {
+        let r = range ?? SourceRange(file: SourceFile(path: "<timeout>", text: ""), start: 0, end: 0)
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask { [self] in try await invokeAsync(f, [], named: nil, range: r) }
+            group.addTask { [self] in
+                try await sleep(nanoseconds: nanoseconds)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { return .nilValue }
+            if let value = first { return value }
+            throw FlowError(kind: "timeout", message: "timed out after \(Printer.formatDuration(nanoseconds))", at: range)
+        }
+    }
+}

@@ -488,18 +488,20 @@ struct Resolver {
             if let limit { expr(limit) }
             function.suspendsDirectly = true
             branchFunction(body, name: "parallel for", parameter: name)
-        case .spawn:
-            unavailable("'spawn'", at: e.range)
-        case .await:
-            unavailable("'await'", at: e.range)
+        case .spawn(let body):
+            function.suspendsDirectly = true
+            branchFunction(body, name: "spawn", parameter: nil)
+        case .await(let x):
+            function.suspendsDirectly = true
+            expr(x)
         case .quote:
             error("'quote' needs the code-as-data library, which this version of Flow does not include yet", at: e.range)
         }
     }
 
     /// The options the engine understands, and those that need what is not built yet.
-    static let nodeOptions = ["retry", "backoff", "delay", "max_delay"]
-    static let laterNodeOptions = ["timeout", "compensate"]
+    static let nodeOptions = ["retry", "backoff", "delay", "max_delay", "timeout"]
+    static let laterNodeOptions = ["compensate"]
 
     /// A `node`: known options, and a body that becomes a function the engine calls.
     mutating func nodeExpression(_ e: Expr, _ name: String, _ options: [Argument], _ body: Block) {

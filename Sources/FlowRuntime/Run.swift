@@ -23,6 +23,8 @@ public final class Run: @unchecked Sendable {
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
     public internal(set) var endedAt: Int?
+    /// Tasks started by `spawn`; any still running when the run ends are cancelled.
+    var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
     lazy var rootScope = PathScope(prefix: flow)
 
@@ -71,12 +73,14 @@ extension Interpreter {
                                         ("parent", parent.map { .str($0.id) } ?? .nilValue)])
             do {
                 let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+                await finishTasks(run)
                 run.result = result
                 run.status = .completed
                 run.endedAt = configuration.clock.now()
                 try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
                 return result
             } catch let e as FlowError {
+                await finishTasks(run)
                 run.status = .failed
                 run.endedAt = configuration.clock.now()
                 try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
@@ -88,6 +92,14 @@ extension Interpreter {
                 throw error
             }
         } }
+    }
+
+    /// Cancels and waits for the run's spawned tasks that have not finished: nothing a run
+    /// started outlives it.
+    func finishTasks(_ run: Run) async {
+        for t in run.tasks { t.cancel() }
+        for t in run.tasks { _ = try? await t.value }
+        run.tasks = []
     }
 
     /// Appends an event to a run and delivers it to the host's and the scripts' hooks.

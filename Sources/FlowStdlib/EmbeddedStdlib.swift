@@ -73,7 +73,7 @@ fn run_node(step, body) {
   emit("node:start", {node: step.name, path: step.path})
   while true {
     try {
-      let result = body()
+      let result = if step.options.has("timeout") { timeout(step.options.timeout, body) } else { body() }
       emit("node:end", {node: step.name, path: step.path, attempts: attempt, duration: monotonic() - started})
       return result
     } catch e {

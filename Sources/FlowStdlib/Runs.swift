@@ -23,6 +23,12 @@ extension Stdlib {
             }
             return try call.interpreter.emit(type, fields, at: call.range)
         }
+        i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
+            throw call.error("cannot wait here", kind: "internal")
+        }) { call in
+            guard case .duration(let ns) = call[0], ns >= 0 else { throw call.typeError("a duration (like 5s)", at: 0) }
+            return try await call.interpreter.withTimeout(ns, call[1], at: call.range)
+        }
         i.define("current_run", parameters: []) { call in
             guard let run = call.interpreter.currentRun else { return .nilValue }
             return summary(run)
