@@ -230,9 +230,12 @@ struct Compiler {
         case .whileLoop(let c, let body):
             let cn = expr(c), bn = block(body)
             return marked(WhileNode(cn, bn), [cn, bn])
-        case .forIn(_, let r, let second, let iterable, let body, _):
+        case .forIn(_, let r, let second, let iterable, let body, let isAwait):
             let it = expr(iterable)
             let first = res.decls[r.start]!
+            if isAwait {
+                return ForAwaitNode(slot: slot(first), boxed: first.captured, iterable: it, body: block(body), range: iterable.range)
+            }
             let secondInfo = second.flatMap { res.decls[$0.1.start] }
             let bn = block(body)
             return marked(ForNode(first: slot(first), firstBoxed: first.captured,

@@ -139,6 +139,19 @@ public final class Interpreter: @unchecked Sendable {
         .builtin(Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: false, body: body))
     }
 
+    /// Makes a suspending builtin value (for methods of host objects, like channels').
+    public func makeSuspendingBuiltin(_ name: String, parameters: [String], required: Int? = nil,
+                                      _ body: @escaping (BuiltinCall) async throws -> Value) -> Value {
+        .builtin(Builtin(name: name, parameters: parameters, requiredCount: required, variadic: false, isMethod: false,
+                         body: { call in throw call.error("cannot wait here", kind: "internal") }, suspendingBody: body))
+    }
+
+    /// Makes a channel (the `channel` builtin).
+    public func makeChannel(capacity: Int, overflow: String) -> Value? {
+        guard let o = ChannelValue.Overflow(rawValue: overflow) else { return nil }
+        return .object(ChannelValue(capacity: capacity, overflow: o))
+    }
+
     /// Defines a method on a type of value (`xs.push(x)`); the receiver is `args[0]`.
     public func define(method name: String, on receiver: MethodReceiver, parameters: [String], required: Int? = nil,
                        variadic: Bool = false, _ body: @escaping (inout BuiltinCall) throws -> Value) {

@@ -292,7 +292,7 @@ struct Resolver {
             function.loopDepth -= 1
         case .forIn(let name, let r, let second, let iterable, let body, let isAwait):
             expr(iterable)
-            if isAwait { unavailable("'for await'", at: s.range) }
+            if isAwait { function.suspendsDirectly = true }
             withBlockScope { rr in
                 rr.declare(name, r)
                 if let (n2, r2) = second { rr.declare(n2, r2) }

@@ -29,6 +29,15 @@ extension Stdlib {
             guard case .duration(let ns) = call[0], ns >= 0 else { throw call.typeError("a duration (like 5s)", at: 0) }
             return try await call.interpreter.withTimeout(ns, call[1], at: call.range)
         }
+        i.define("channel", parameters: ["capacity", "overflow"], required: 0) { call in
+            let capacity = call.count > 0 && !call[0].isNil ? try call.int(0) : 16
+            guard capacity >= 1 else { throw call.error("capacity must be at least 1, found \(capacity)", kind: "value") }
+            let overflow = call.count > 1 && !call[1].isNil ? try call.string(1) : "block"
+            guard let ch = call.interpreter.makeChannel(capacity: capacity, overflow: overflow) else {
+                throw call.error("overflow must be \"block\", \"drop-oldest\" or \"drop-newest\", found \(Printer.quote(overflow))", kind: "value")
+            }
+            return ch
+        }
         i.define("current_run", parameters: []) { call in
             guard let run = call.interpreter.currentRun else { return .nilValue }
             return summary(run)
