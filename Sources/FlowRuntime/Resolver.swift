@@ -500,8 +500,8 @@ struct Resolver {
     }
 
     /// The options the engine understands, and those that need what is not built yet.
-    static let nodeOptions = ["retry", "backoff", "delay", "max_delay", "timeout"]
-    static let laterNodeOptions = ["compensate"]
+    static let nodeOptions = ["retry", "backoff", "delay", "max_delay", "timeout", "compensate"]
+    static let laterNodeOptions: [String] = []
 
     /// A `node`: known options, and a body that becomes a function the engine calls.
     mutating func nodeExpression(_ e: Expr, _ name: String, _ options: [Argument], _ body: Block) {

@@ -23,6 +23,9 @@ public final class Run: @unchecked Sendable {
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
     public internal(set) var endedAt: Int?
+    /// Undo steps of completed nodes (and of completed child runs), in completion order:
+    /// run in reverse if this run fails.
+    var compensations: [(path: String, undo: Value, result: Value)] = []
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
     var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
@@ -74,6 +77,8 @@ extension Interpreter {
             do {
                 let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
                 await finishTasks(run)
+                // A completed child's undo steps belong to the parent's saga from now on.
+                parent?.compensations.append(contentsOf: run.compensations)
                 run.result = result
                 run.status = .completed
                 run.endedAt = configuration.clock.now()
@@ -81,17 +86,54 @@ extension Interpreter {
                 return result
             } catch let e as FlowError {
                 await finishTasks(run)
+                await compensate(run)
                 run.status = .failed
                 run.endedAt = configuration.clock.now()
                 try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
                 throw e
             } catch {
+                await finishTasks(run)
+                await compensate(run)
                 run.status = .cancelled
                 run.endedAt = configuration.clock.now()
                 try? emit(run, "run:end", [("status", .str("cancelled"))])
                 throw error
             }
         } }
+    }
+
+    /// Runs the undo steps of a failed run, newest first, each with the result of the node
+    /// it undoes. They run in a task of their own, so cancelling the run does not cancel
+    /// them; a failing one is reported (`compensate:failed`) and the rest still run.
+    func compensate(_ run: Run) async {
+        let steps = run.compensations.reversed()
+        run.compensations = []
+        guard !steps.isEmpty else { return }
+        let task = Task(executorPreference: loop) { [self] in
+            await Run.$current.withValue(run) {
+                for step in steps {
+                    try? emit(run, "compensate:start", [("path", .str(step.path))])
+                    do {
+                        _ = try await invokeAsync(step.undo, [step.result], named: nil, range: SourceRange(file: SourceFile(path: "<engine>", text: ""), start: 0, end: 0))
+                        try? emit(run, "compensate:end", [("path", .str(step.path))])
+                    } catch let e as FlowError {
+                        try? emit(run, "compensate:failed", [("path", .str(step.path)), ("error", .error(e.value))])
+                    } catch {
+                        try? emit(run, "compensate:failed", [("path", .str(step.path))])
+                    }
+                }
+            }
+        }
+        await task.value
+    }
+
+    /// Registers an undo step for the current run (the engine calls it for a node with
+    /// the `compensate` option once the node succeeded).
+    public func registerCompensation(_ undo: Value, result: Value, path: String, at range: SourceRange?) throws {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "compensations belong to a run: no flow is running", at: range)
+        }
+        run.compensations.append((path, undo, result))
     }
 
     /// Cancels and waits for the run's spawned tasks that have not finished: nothing a run

@@ -65,6 +65,9 @@ fn count_by(xs, key) {
 # or redefining run_node or a function it calls, changes how every node runs.
 #
 # step: {name, path, options, run}; body: the node's block as a function.
+# Options: retry, backoff, delay, max_delay (see backoff), timeout (per attempt), and
+# compensate: a function given the node's result, run if the flow later fails (newest
+# first), to undo what the node did.
 
 fn run_node(step, body) {
   let retries = step.options.get("retry", 0)
@@ -74,6 +77,9 @@ fn run_node(step, body) {
   while true {
     try {
       let result = if step.options.has("timeout") { timeout(step.options.timeout, body) } else { body() }
+      if step.options.has("compensate") {
+        register_compensation(step.options.compensate, result, step.path)
+      }
       emit("node:end", {node: step.name, path: step.path, attempts: attempt, duration: monotonic() - started})
       return result
     } catch e {

@@ -38,6 +38,10 @@ extension Stdlib {
             }
             return ch
         }
+        i.define("register_compensation", parameters: ["undo", "result", "path"]) { call in
+            try call.interpreter.registerCompensation(call[0], result: call[1], path: try call.string(2), at: call.range)
+            return .nilValue
+        }
         i.define("current_run", parameters: []) { call in
             guard let run = call.interpreter.currentRun else { return .nilValue }
             return summary(run)
