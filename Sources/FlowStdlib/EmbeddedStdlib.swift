@@ -3,6 +3,45 @@
 /// The standard library's Flow sources, compiled into the binary.
 public enum EmbeddedStdlib {
     public static let sources: [String: String] = [
+        "breaker": #"""
+# A circuit breaker: after `threshold` failures in a row it opens, and calls fail at once
+# with kind "circuit-open" for `reset_after`; then one call is let through (half-open):
+# success closes the breaker, failure opens it again.
+#
+#   import std/breaker
+#   let payments = breaker.new("payments", threshold: 3, reset_after: 30s)
+#   breaker.call(payments) { node charge { api.charge(order) } }
+
+fn new(name = "breaker", threshold = 5, reset_after = 30s) {
+  if threshold < 1 { throw error("breaker: threshold must be at least 1, found ${threshold}", kind: "value") }
+  return {name: name, threshold: threshold, reset_after: reset_after, state: "closed", failures: 0, opened_at: nil}
+}
+
+# Calls f through the breaker `b`.
+fn call(b, f) {
+  if b.state == "open" {
+    if monotonic() - b.opened_at >= b.reset_after {
+      b.state = "half-open"
+    } else {
+      throw error("circuit '${b.name}' is open after ${b.failures} failures", kind: "circuit-open", data: b.name)
+    }
+  }
+  try {
+    let result = f()
+    b.failures = 0
+    b.state = "closed"
+    return result
+  } catch e {
+    b.failures += 1
+    if b.state == "half-open" or b.failures >= b.threshold {
+      b.state = "open"
+      b.opened_at = monotonic()
+    }
+    throw e
+  }
+}
+
+"""#,
         "collections": #"""
 # Collection helpers: import std/collections
 
