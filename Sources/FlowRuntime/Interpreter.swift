@@ -197,6 +197,26 @@ public final class Interpreter: @unchecked Sendable {
         return cell.value
     }
 
+    /// Replaces a function of the engine module: every later node uses the new one.
+    /// The new function must take as many parameters as the old one.
+    public func redefineEngineFunction(_ name: String, _ f: Value, at range: SourceRange?) throws {
+        guard let module = modules["std/engine"], let cell = module.globals[name], cell.isDefined else {
+            let known = modules["std/engine"]?.exports ?? []
+            throw FlowError(kind: ErrorKind.value, message: "engine.define: the engine has no function '\(name)' (it has: \(known.joined(separator: ", ")))", at: range)
+        }
+        guard case .closure(let new) = f else {
+            throw FlowError(kind: ErrorKind.type, message: "engine.define: '\(name)' must be defined as a Flow function, found \(f.typeName)", at: range)
+        }
+        if case .closure(let old) = cell.value, old.proto.arity != new.proto.arity {
+            throw FlowError(kind: ErrorKind.type, message: "engine.define: '\(name)' takes \(old.proto.arity) parameters (\(old.proto.parameters.joined(separator: ", "))), the new definition takes \(new.proto.arity)", at: range)
+        }
+        module.versions[name, default: []].append(cell.value)
+        cell.define(new)
+    }
+
+    /// The current definition of an engine function.
+    public func engineDefinition(_ name: String) -> Value? { engineFunction(name) }
+
     /// The run whose code is executing, if any.
     public var currentRun: Run? { Run.current }
 
@@ -450,6 +470,9 @@ final class Module {
     var exports: [String] = []
     var namespace: MapBox?
     var main: FunctionProto?
+    /// Earlier values of redefined globals, oldest first: kept alive because a call of an
+    /// old version may still be running.
+    var versions: [String: [Value]] = [:]
     var hasRun = false
     init(path: String) { self.path = path }
 }

@@ -42,6 +42,19 @@ extension Stdlib {
             try call.interpreter.registerCompensation(call[0], result: call[1], path: try call.string(2), at: call.range)
             return .nilValue
         }
+        i.define(namespace: "engine", [
+            ("get", i.makeBuiltin("engine.get", parameters: ["name"]) { call in
+                let name = try call.string(0)
+                guard let f = call.interpreter.engineDefinition(name) else {
+                    throw call.error("the engine has no function '\(name)'", kind: "value")
+                }
+                return f
+            }),
+            ("define", i.makeBuiltin("engine.define", parameters: ["name", "function"]) { call in
+                try call.interpreter.redefineEngineFunction(try call.string(0), call[1], at: call.range)
+                return .nilValue
+            }),
+        ])
         i.define("current_run", parameters: []) { call in
             guard let run = call.interpreter.currentRun else { return .nilValue }
             return summary(run)
