@@ -12,9 +12,15 @@ struct Run: ParsableCommand {
         nothing (exit 65). An uncaught runtime error prints the error with its traceback \
         (exit 70). Arguments after the file are available to the script as args().
 
+        While flows run, their events (runs, nodes, state) are shown on standard error: a \
+        live tree on a terminal, one line per event otherwise (--events).
+
         Example: flow run Examples/hello.flow
         """
     )
+
+    @Option(help: "How to show the events of runs on standard error: tree (a live tree; the default on a terminal), plain (one line per event; the default otherwise), json (JSON lines) or none.")
+    var events: String?
 
     @ArgumentParser.Argument(help: "The script to run.")
     var file: String
@@ -23,10 +29,22 @@ struct Run: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
+        let display: EventDisplay
+        if let events {
+            guard let d = EventDisplay(rawValue: events) else {
+                throw ValidationError("--events must be one of \(EventDisplay.allCases.map { $0.rawValue }.joined(separator: ", ")), found '\(events)'")
+            }
+            display = d
+        } else {
+            display = .automatic
+        }
         let source = try SourceLoader.load(file)
         var configuration = SourceLoader.configuration()
         configuration.arguments = arguments
+        let progress = Progress(display: display)
+        configuration.onEvent = { progress.receive($0) }
         let engine = Stdlib.makeEngine(configuration)
+        progress.interpreter = engine.interpreter
         do {
             try engine.run(source)
         } catch let failure as CompileFailure {

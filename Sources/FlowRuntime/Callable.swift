@@ -96,6 +96,12 @@ public struct BuiltinCall {
     /// Keeps the argument buffer of a suspending call alive across its suspension.
     let owner: AnyObject?
 
+    /// A call without arguments, for hosts that reuse a builtin's Swift code outside a
+    /// call (its errors then carry no location).
+    public init(name: String, interpreter: Interpreter) {
+        self.init(name: name, base: interpreter.top, count: 0, interpreter: interpreter, range: nil)
+    }
+
     init(name: String, base: UnsafeMutablePointer<Value>, count: Int, interpreter: Interpreter, range: SourceRange?, owner: AnyObject? = nil) {
         self.name = name; self.base = base; self.count = count
         self.interpreter = interpreter; self.range = range; self.owner = owner

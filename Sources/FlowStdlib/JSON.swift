@@ -206,6 +206,13 @@ enum JSON {
 }
 
 extension Stdlib {
+    /// A value as one line of JSON (what `json.encode` gives), for hosts that log events.
+    public static func jsonLine(_ v: Value, interpreter: Interpreter) -> String {
+        var seen = Set<ObjectIdentifier>()
+        let call = BuiltinCall(name: "json.encode", interpreter: interpreter)
+        return (try? JSON.encode(v, indent: 0, call: call, seen: &seen)) ?? "{}"
+    }
+
     static func installJSON(_ i: Interpreter) {
         i.define(namespace: "json", [
             ("encode", i.makeBuiltin("json.encode", parameters: ["value", "indent"], required: 1) { call in

@@ -133,6 +133,39 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
     }
 
+    static let flowScript = "flow f() {\n  node step { 1 }\n  $.done = true\n}\nf()\nprint(\"out\")\n"
+
+    @Test func eventsArePlainLinesOnStandardErrorWhenNotATerminal() throws {
+        let path = try CLITests.temporary("events.flow", Array(CLITests.flowScript.utf8))
+        let r = try CLITests.flow(["run", path])
+        #expect(r.status == 0 && r.stdout == "out\n")
+        let lines = r.stderr.split(separator: "\n").map { String($0) }
+        #expect(lines.count == 5)
+        #expect(lines.first?.hasSuffix("run-1 run:start flow=\"f\" args=[] parent=nil") == true)
+        #expect(lines.contains { $0.contains("run-1 node:end f/step#0 attempts=1 duration=") })
+        #expect(lines.contains { $0.contains("run-1 state $.done old=nil new=true") })
+    }
+
+    @Test func eventsAsJSONLines() throws {
+        let path = try CLITests.temporary("events2.flow", Array(CLITests.flowScript.utf8))
+        let r = try CLITests.flow(["run", "--events", "json", path])
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 5)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["run"] as? String == "run-1")
+        }
+        #expect(lines.last?.contains("\"type\":\"run:end\"") == true)
+    }
+
+    @Test func eventsCanBeSilencedOrRefused() throws {
+        let path = try CLITests.temporary("events3.flow", Array(CLITests.flowScript.utf8))
+        let quiet = try CLITests.flow(["run", "--events", "none", path])
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout == "out\n")
+        let bad = try CLITests.flow(["run", "--events", "loud", path])
+        #expect(bad.status == 64 && bad.stderr.contains("--events must be one of tree, plain, json, none, found 'loud'"))
+    }
+
     @Test func badUsageExit64() throws {
         let r = try CLITests.flow(["frobnicate"])
         #expect(r.status == 64)
