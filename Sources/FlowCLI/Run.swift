@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
         configuration.onEvent = { progress.receive($0) }
         let engine = Stdlib.makeEngine(configuration)
         progress.interpreter = engine.interpreter
+        // Warnings are shown before the script's output, without stopping it.
+        let warnings = engine.check(source).filter { $0.severity == .warning }
+        if !warnings.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(warnings)) }
         do {
             try engine.run(source)
         } catch let failure as CompileFailure {

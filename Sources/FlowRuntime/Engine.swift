@@ -59,6 +59,8 @@ public final class Engine: @unchecked Sendable {
 
     public let interpreter: Interpreter
     private let thread: InterpreterThread
+    /// Warnings of the last file `run` compiled (a program with only warnings runs).
+    public private(set) var warnings: [Diagnostic] = []
     private var preludeLoaded = false
 
     public init(configuration: Configuration = Configuration()) {
@@ -94,6 +96,7 @@ public final class Engine: @unchecked Sendable {
             guard let proto, !diagnostics.contains(where: { $0.severity == .error }) else {
                 throw CompileFailure(diagnostics: diagnostics)
             }
+            warnings = diagnostics.filter { $0.severity == .warning }
             return try execute(proto, module: module)
         }
     }

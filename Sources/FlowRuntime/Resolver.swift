@@ -510,9 +510,10 @@ struct Resolver {
             if Resolver.laterNodeOptions.contains(label) {
                 error("node option '\(label)' needs cancellation and unwinding, which this version of the engine does not include yet", at: o.labelRange ?? o.value.range)
             } else if !Resolver.nodeOptions.contains(label) {
+                // A warning, not an error: a redefined run_node may read options of its own.
                 var notes: [Diagnostic.Note] = []
                 if let near = Suggest.closest(to: label, in: Resolver.nodeOptions + Resolver.laterNodeOptions) { notes.append(Diagnostic.Note("did you mean '\(near)'?")) }
-                error("unknown node option '\(label)' (options: \(Resolver.nodeOptions.joined(separator: ", ")))", at: o.labelRange ?? o.value.range, notes: notes)
+                diagnostics.append(Diagnostic(.warning, "unknown node option '\(label)': the standard engine ignores it (its options: \(Resolver.nodeOptions.joined(separator: ", ")))", at: o.labelRange ?? o.value.range, notes: notes))
             }
             expr(o.value)
         }

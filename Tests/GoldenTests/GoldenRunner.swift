@@ -14,6 +14,7 @@ struct GoldenScript {
     let path: String
     var output: [Expectation] = []
     var staticErrors: [(line: Int, message: String)] = []
+    var warnings: [(line: Int, message: String)] = []
     var runtimeError: (line: Int, message: String)? = nil
     var skip: String? = nil
 
@@ -26,6 +27,7 @@ struct GoldenScript {
                 directive.hasPrefix(prefix) ? String(directive.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces) : nil
             }
             if let v = value(after: "# expect error:") { staticErrors.append((index + 1, v)) }
+            else if let v = value(after: "# expect warning:") { warnings.append((index + 1, v)) }
             else if let v = value(after: "# expect runtime error:") { runtimeError = (index + 1, v) }
             else if let v = value(after: "# expect matches:") { output.append(.pattern(v)) }
             else if directive.hasPrefix("# expect:") {
@@ -55,6 +57,12 @@ struct GoldenScript {
         }
         var actualStatic: [(Int, String)] = []
         var actualRuntime: (Int, String)? = nil
+        let actualWarnings = engine.check(file).filter { $0.severity == .warning && $0.range.file.path == path }
+            .map { "\($0.location.line): \($0.message)" }.sorted()
+        let expectedWarnings = warnings.map { "\($0.line): \($0.message)" }.sorted()
+        if actualWarnings != expectedWarnings {
+            problems.append("warnings differ\n  expected: \(expectedWarnings)\n  actual:   \(actualWarnings)")
+        }
         do {
             try engine.run(file)
         } catch let f as CompileFailure {
