@@ -16,7 +16,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "FlowSyntax"),
-        .target(name: "FlowRuntime", dependencies: ["FlowSyntax"]),
+        // Async functions run on their caller's executor (SE-0461): the interpreter's
+        // async path calls evalAsync at every node, and hopping executors each time cost
+        // most of a node's time.
+        .target(name: "FlowRuntime", dependencies: ["FlowSyntax"],
+                swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         .target(name: "FlowStdlib", dependencies: ["FlowSyntax", "FlowRuntime"]),
         .executableTarget(
             name: "FlowCLI",

@@ -64,6 +64,8 @@ public final class Interpreter: @unchecked Sendable {
     @exclusivity(unchecked) var top: Frame
     let stackEnd: Frame
     @exclusivity(unchecked) var depth = 0
+    /// How deep the current task is in async calls (see `callClosureAsync`).
+    @TaskLocal static var asyncDepth = 0
     let maxCallDepth: Int
     @exclusivity(unchecked) var signal: Signal = .none
     @exclusivity(unchecked) var returnValue: Value = .nilValue
@@ -300,21 +302,24 @@ public final class Interpreter: @unchecked Sendable {
     func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?, asRun: Bool = false) async throws -> Value {
         if c.proto.isFlow && !asRun { return try await runFlow(c, args, named: named, at: range) }
         let p = c.proto
-        guard depth < maxCallDepth else { throw recursionError(range) }
+        // Async calls count their depth per task: a suspended call holds no native stack,
+        // and thousands of tasks suspended at once are not a deep recursion.
+        let asyncDepth = Interpreter.asyncDepth
+        guard asyncDepth + depth < maxCallDepth else { throw recursionError(range) }
         // Async frames live on the heap: a suspended call must not pin the value stack.
         let fp = Frame.allocate(capacity: max(1, p.frameSize))
         clearFrame(fp, p.frameSize)
-        depth += 1
         defer {
             dropFrame(fp, p.frameSize)
             fp.deallocate()
-            depth -= 1
         }
         do {
-            try bind(c, args, named: named, into: fp, at: range)
-            var r = try await p.body.evalAsync(fp, self)
-            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-            return r
+            return try await Interpreter.$asyncDepth.withValue(asyncDepth + 1) {
+                try bind(c, args, named: named, into: fp, at: range)
+                var r = try await p.body.evalAsync(fp, self)
+                if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+                return r
+            }
         } catch let e as FlowError {
             e.unwind(through: describe(p), calledFrom: range)
             throw e
