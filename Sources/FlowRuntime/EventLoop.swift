@@ -15,8 +15,14 @@ import Darwin
 public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
+    /// Runnable jobs, first in first out: `jobs[jobsHead...]` (the head moves, the array
+    /// is compacted now and then, so taking a job costs O(1)).
     private var jobs: [UnownedJob] = []
-    private var timers: [Timer] = []
+    private var jobsHead = 0
+    /// Pending timers: a binary min-heap on (deadline, id).
+    private var timers = TimerHeap()
+    /// Ids of timers cancelled before they fired: dropped when they reach the top.
+    private var cancelled: Set<Int> = []
     private var nextTimerID = 0
     let clock: Clock
 
@@ -52,9 +58,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         nextTimerID += 1
         let timer = Timer(deadline: deadline, id: nextTimerID, fire: fire)
-        // Keep timers sorted by deadline, then by creation, so equal deadlines fire in order.
-        let i = timers.firstIndex { ($0.deadline, $0.id) > (deadline, timer.id) } ?? timers.count
-        timers.insert(timer, at: i)
+        // Equal deadlines fire in the order they were set (the id breaks ties).
+        timers.push(timer)
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
         return timer.id
@@ -65,8 +70,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     func cancelTimer(_ id: Int) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard let i = timers.firstIndex(where: { $0.id == id }) else { return false }
-        timers.remove(at: i)
+        guard timers.contains(id: id) else { return false }
+        cancelled.insert(id)
         return true
     }
 
@@ -161,17 +166,26 @@ extension EventLoop {
     private func runOne() -> Bool {
         pthread_mutex_lock(&mutex)
         while true {
-            if !jobs.isEmpty {
-                let job = jobs.removeFirst()
+            if jobsHead < jobs.count {
+                let job = jobs[jobsHead]
+                jobsHead += 1
+                if jobsHead > 1024 && jobsHead * 2 > jobs.count {
+                    jobs.removeFirst(jobsHead)
+                    jobsHead = 0
+                }
                 pthread_mutex_unlock(&mutex)
                 job.runSynchronously(on: asUnownedTaskExecutor())
                 return true
             }
-            if let first = timers.first {
+            if let first = timers.top, cancelled.remove(first.id) != nil {
+                _ = timers.pop()
+                continue
+            }
+            if let first = timers.top {
                 let now = clock.now()
                 if first.deadline <= now || clock.isVirtual {
                     if clock.isVirtual && first.deadline > now { clock.advance(to: first.deadline) }
-                    timers.removeFirst()
+                    _ = timers.pop()
                     pthread_mutex_unlock(&mutex)
                     first.fire()
                     return true
@@ -238,4 +252,47 @@ public final class VirtualClock: Clock, @unchecked Sendable {
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// A binary min-heap of timers ordered by (deadline, id).
+struct TimerHeap {
+    private var items: [EventLoop.Timer] = []
+    private var ids: Set<Int> = []
+
+    var top: EventLoop.Timer? { items.first }
+    func contains(id: Int) -> Bool { ids.contains(id) }
+
+    private static func before(_ a: EventLoop.Timer, _ b: EventLoop.Timer) -> Bool {
+        (a.deadline, a.id) < (b.deadline, b.id)
+    }
+
+    mutating func push(_ t: EventLoop.Timer) {
+        items.append(t)
+        ids.insert(t.id)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard TimerHeap.before(items[i], items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> EventLoop.Timer? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let t = items.removeLast()
+        ids.remove(t.id)
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && TimerHeap.before(items[l], items[m]) { m = l }
+            if r < items.count && TimerHeap.before(items[r], items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return t
+    }
 }
