@@ -26,6 +26,8 @@ public final class Run: @unchecked Sendable {
     /// Undo steps of completed nodes (and of completed child runs), in completion order:
     /// run in reverse if this run fails.
     var compensations: [(path: String, undo: Value, result: Value)] = []
+    /// The id as a string value, made once.
+    lazy var idBox = StringBox(id)
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
     var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
@@ -149,9 +151,18 @@ extension Interpreter {
     /// where the event was emitted.
     @discardableResult
     func emit(_ run: Run, _ type: String, _ fields: [(String, Value)]) throws -> Value {
-        let event = MapBox([("seq", .int(run.events.count + 1)), ("type", .str(type)), ("run", .str(run.id)),
-                            ("at", .duration(configuration.clock.now() - run.startedAt))] + fields)
-        let value = Value.map(event)
+        // Keys, the type and the run id are interned: a run keeps all its events, and
+        // boxing each key again would be most of their memory.
+        var entries: [MapBox.Entry] = []
+        entries.reserveCapacity(4 + fields.count)
+        entries.append(MapBox.Entry(key: .string(intern("seq")), value: .int(run.events.count + 1)))
+        entries.append(MapBox.Entry(key: .string(intern("type")), value: .string(intern(type))))
+        entries.append(MapBox.Entry(key: .string(intern("run")), value: .string(run.idBox)))
+        entries.append(MapBox.Entry(key: .string(intern("at")), value: .duration(configuration.clock.now() - run.startedAt)))
+        for (k, v) in fields where !["seq", "type", "run", "at"].contains(k) {
+            entries.append(MapBox.Entry(key: .string(intern(k)), value: v))
+        }
+        let value = Value.map(MapBox(distinct: entries))
         run.events.append(value)
         configuration.onEvent?(value)
         if !emitting, let handlers = hooks[type] ?? nil, !handlers.isEmpty {
