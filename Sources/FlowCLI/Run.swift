@@ -45,11 +45,11 @@ struct Run: ParsableCommand {
         configuration.onEvent = { progress.receive($0) }
         let engine = Stdlib.makeEngine(configuration)
         progress.interpreter = engine.interpreter
-        // Warnings are shown before the script's output, without stopping it.
-        let warnings = engine.check(source).filter { $0.severity == .warning }
-        if !warnings.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(warnings)) }
         do {
-            try engine.run(source)
+            // Warnings are shown before the script's output, without stopping it.
+            try engine.run(source) { warnings in
+                if !warnings.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(warnings)) }
+            }
         } catch let failure as CompileFailure {
             SourceLoader.printError(DiagnosticRenderer.render(failure.diagnostics) + summary(failure.diagnostics))
             throw ExitCode(65)

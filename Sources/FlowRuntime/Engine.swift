@@ -87,8 +87,10 @@ public final class Engine: @unchecked Sendable {
 
     /// Compiles and runs a file's top-level code; returns the value of its last statement.
     /// Throws `CompileFailure` (nothing ran) or `FlowError` (it failed while running).
+    /// `beforeRunning` receives the file's warnings once it compiled, before anything runs
+    /// (the CLI prints them ahead of the script's output).
     @discardableResult
-    public func run(_ file: SourceFile) throws -> Value {
+    public func run(_ file: SourceFile, beforeRunning: (([Diagnostic]) -> Void)? = nil) throws -> Value {
         try perform { [self] in
             try loadPreludes()
             let module = Module(path: file.path)
@@ -97,6 +99,7 @@ public final class Engine: @unchecked Sendable {
                 throw CompileFailure(diagnostics: diagnostics)
             }
             warnings = diagnostics.filter { $0.severity == .warning }
+            beforeRunning?(warnings)
             return try execute(proto, module: module)
         }
     }
