@@ -197,6 +197,16 @@ fn zip(xs, ys) {
   return out
 }
 
+# Calls handler(event) whenever a run's state at `path` (like "$.order") or anything
+# inside it changes.
+fn watch(path, handler) {
+  on("state", fn(e) {
+    if e.path == path or e.path.starts_with(path + ".") or e.path.starts_with(path + "[") {
+      handler(e)
+    }
+  })
+}
+
 """#,
     ]
 }
