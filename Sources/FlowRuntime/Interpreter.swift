@@ -87,6 +87,9 @@ public final class Interpreter: @unchecked Sendable {
     /// Script hooks by event type (`"*"` for every event).
     var hooks: [String: [Value]] = [:]
     var emitting = false
+    /// The keys every event and node context has, boxed once.
+    lazy var keys = (seq: intern("seq"), type: intern("type"), run: intern("run"), at: intern("at"),
+                     name: intern("name"), path: intern("path"), options: intern("options"))
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     var interned: [String: StringBox] = [:]
@@ -229,6 +232,17 @@ public final class Interpreter: @unchecked Sendable {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
         return try emit(run, type, fields)
+    }
+
+    /// Emits an event whose fields are the entries of a map (the `emit` builtin).
+    @discardableResult
+    public func emit(_ type: String, fields: MapBox?, at range: SourceRange?) throws -> Value {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
+        }
+        var entries = fields?.entries ?? []
+        entries.removeAll { if case .string = $0.key { return false }; return true }
+        return try emit(run, intern(type), entries)
     }
 
     /// Subscribes a Flow function to events of `type` (`"*"`: every event).

@@ -6,11 +6,12 @@ import FlowSyntax
 /// keyed by it.
 final class NodeNode: Node {
     let name: String
+    let nameBox: StringBox
     let options: Node
     let body: Node
     let range: SourceRange
     init(name: String, options: Node, body: Node, range: SourceRange) {
-        self.name = name; self.options = options; self.body = body; self.range = range
+        self.name = name; self.nameBox = StringBox(name); self.options = options; self.body = body; self.range = range
     }
 
     func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value]) {
@@ -18,9 +19,12 @@ final class NodeNode: Node {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
         let path = (Run.scope ?? run.rootScope).next(name)
-        let node = MapBox([
-            ("name", .str(name)), ("path", .str(path)),
-            ("options", try options.eval(fp, m)), ("run", .str(run.id)),
+        let k = m.keys
+        let node = MapBox(distinct: [
+            MapBox.Entry(key: .string(k.name), value: .string(nameBox)),
+            MapBox.Entry(key: .string(k.path), value: .str(path)),
+            MapBox.Entry(key: .string(k.options), value: try options.eval(fp, m)),
+            MapBox.Entry(key: .string(k.run), value: .string(run.idBox)),
         ])
         guard let runner = m.engineFunction("run_node") else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)

@@ -151,20 +151,30 @@ extension Interpreter {
     /// where the event was emitted.
     @discardableResult
     func emit(_ run: Run, _ type: String, _ fields: [(String, Value)]) throws -> Value {
+        try emit(run, intern(type), fields.map { MapBox.Entry(key: .string(intern($0.0)), value: $0.1) })
+    }
+
+    /// Emits an event whose extra fields are already entries (keys boxed).
+    @discardableResult
+    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry]) throws -> Value {
         // Keys, the type and the run id are interned: a run keeps all its events, and
         // boxing each key again would be most of their memory.
+        let k = keys
         var entries: [MapBox.Entry] = []
         entries.reserveCapacity(4 + fields.count)
-        entries.append(MapBox.Entry(key: .string(intern("seq")), value: .int(run.events.count + 1)))
-        entries.append(MapBox.Entry(key: .string(intern("type")), value: .string(intern(type))))
-        entries.append(MapBox.Entry(key: .string(intern("run")), value: .string(run.idBox)))
-        entries.append(MapBox.Entry(key: .string(intern("at")), value: .duration(configuration.clock.now() - run.startedAt)))
-        for (k, v) in fields where !["seq", "type", "run", "at"].contains(k) {
-            entries.append(MapBox.Entry(key: .string(intern(k)), value: v))
+        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(run.events.count + 1)))
+        entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
+        entries.append(MapBox.Entry(key: .string(k.run), value: .string(run.idBox)))
+        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(configuration.clock.now() - run.startedAt)))
+        for f in fields {
+            if case .string(let s) = f.key, s === k.seq || s === k.type || s === k.run || s === k.at { continue }
+            entries.append(f)
         }
+        let type = type.value
         let value = Value.map(MapBox(distinct: entries))
         run.events.append(value)
         configuration.onEvent?(value)
+        if hooks.isEmpty { return value }
         if !emitting, let handlers = hooks[type] ?? nil, !handlers.isEmpty {
             // A hook that emits events does not re-enter hooks (no event storms).
             emitting = true

@@ -14,14 +14,14 @@ extension Stdlib {
         }
         i.define("emit", parameters: ["event", "fields"], required: 1) { call in
             let type = try call.string(0)
-            var fields: [(String, Value)] = []
+            var fields: MapBox? = nil
             if call.count > 1, !call[1].isNil {
-                for e in try call.map(1).entries {
-                    guard let k = e.key.stringValue else { throw call.error("field names must be strings", kind: "value") }
-                    fields.append((k, e.value))
+                fields = try call.map(1)
+                if fields!.entries.contains(where: { $0.key.stringValue == nil }) {
+                    throw call.error("field names must be strings", kind: "value")
                 }
             }
-            return try call.interpreter.emit(type, fields, at: call.range)
+            return try call.interpreter.emit(type, fields: fields, at: call.range)
         }
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
             throw call.error("cannot wait here", kind: "internal")
