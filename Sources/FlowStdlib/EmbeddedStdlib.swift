@@ -109,10 +109,27 @@ fn count_by(xs, key) {
 # first), to undo what the node did.
 
 fn run_node(step, body) {
+  emit("node:start", {node: step.name, path: step.path})
+  let o = step.options
+  if len(o) == 0 {
+    # The common case, kept short: no retry, timeout or compensation.
+    let started = monotonic()
+    let result = try { body() } catch e {
+      emit("node:failed", {node: step.name, path: step.path, attempts: 1, error: e})
+      throw e
+    }
+    emit("node:end", {node: step.name, path: step.path, attempts: 1, duration: monotonic() - started})
+    return result
+  }
+  return attempt(step, body)
+}
+
+# Runs the body with the node's options: timeout per attempt, retries with backoff, and
+# the compensation registered once it succeeded.
+fn attempt(step, body) {
   let retries = step.options.get("retry", 0)
   let attempt = 1
   let started = monotonic()
-  emit("node:start", {node: step.name, path: step.path})
   while true {
     try {
       let result = if step.options.has("timeout") { timeout(step.options.timeout, body) } else { body() }
