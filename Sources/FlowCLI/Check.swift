@@ -22,6 +22,7 @@ struct Check: ParsableCommand {
     func run() throws {
         let engine = Stdlib.makeEngine(SourceLoader.configuration())
         var errors = 0
+        var warnings = 0
         for path in files {
             let source: SourceFile
             do { source = try SourceLoader.load(path) } catch let e as ExitCode {
@@ -30,12 +31,14 @@ struct Check: ParsableCommand {
             }
             let diagnostics = engine.check(source)
             errors += diagnostics.filter { $0.severity == .error }.count
+            warnings += diagnostics.filter { $0.severity == .warning }.count
             if !diagnostics.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(diagnostics)) }
         }
         if errors > 0 {
             SourceLoader.printError("\(errors) error\(errors == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s")\n")
             throw ExitCode(65)
         }
-        print("\(files.count) file\(files.count == 1 ? "" : "s") checked, no errors")
+        let warned = warnings == 0 ? "" : ", \(warnings) warning\(warnings == 1 ? "" : "s")"
+        print("\(files.count) file\(files.count == 1 ? "" : "s") checked, no errors\(warned)")
     }
 }
