@@ -76,8 +76,7 @@ final class ParallelNode: Node {
         }
         let scope = Run.scope ?? run.rootScope
         let base = scope.next(isRace ? "race" : "parallel")
-        let paths = names.map { "\(base)/\($0)" }
-        let work = closures.enumerated().map { (i, c) in (i, c, paths[i]) }
+        let work = closures.enumerated().map { (i, c) in (i, c, PathScope(prefix: "\(base)/\(names[i])")) }
         if isRace {
             let (i, v) = try await m.race(work, run: run, range: range)
             try m.emit(run, "race:won", [("path", .str(base)), ("branch", .str(names[i]))])
@@ -134,7 +133,7 @@ final class ParallelForNode: Node {
             throw m.error(ErrorKind.value, "'parallel for' runs only inside a flow", at: range)
         }
         let base = (Run.scope ?? run.rootScope).next("parallel")
-        let work = items.indices.map { i in (i, f, "\(base)/[\(i)]") }
+        let work = items.indices.map { i in (i, f, PathScope(base: base, index: i)) }
         return .list(try await m.all(work, arguments: items, limit: limit, run: run, range: range))
     }
 }
@@ -142,8 +141,12 @@ final class ParallelForNode: Node {
 extension Interpreter {
     /// Runs branches with at most `limit` at once; results in branch order. The first
     /// error cancels the rest and is thrown, marked with its branch's path.
-    func all(_ work: [(Int, Value, String)], arguments: [Value]? = nil, limit: Int, run: Run, range: SourceRange) async throws -> [Value] {
-        var results = Array(repeating: Value.nilValue, count: work.count)
+    func all(_ work: [(Int, Value, PathScope)], arguments: [Value]? = nil, limit: Int, run: Run, range: SourceRange) async throws -> [Value] {
+        // Results are written through a buffer: a captured array would be checked for
+        // exclusive access on every write.
+        let results = UnsafeMutableBufferPointer<Value>.allocate(capacity: max(1, work.count))
+        results.initialize(repeating: .nilValue)
+        defer { results.deinitialize(); results.deallocate() }
         try await withThrowingTaskGroup(of: (Int, Value).self) { group in
             var next = 0
             func start() {
@@ -163,12 +166,12 @@ extension Interpreter {
                 throw error
             }
         }
-        return results
+        return Array(results.prefix(work.count))
     }
 
     /// Runs branches until one succeeds; cancels the rest. When all fail, throws the
     /// first branch's error.
-    func race(_ work: [(Int, Value, String)], run: Run, range: SourceRange) async throws -> (Int, Value) {
+    func race(_ work: [(Int, Value, PathScope)], run: Run, range: SourceRange) async throws -> (Int, Value) {
         try await withThrowingTaskGroup(of: (Int, Result<Value, Error>).self) { group in
             for (i, f, path) in work {
                 group.addTask { [self] in
@@ -191,16 +194,16 @@ extension Interpreter {
 
     /// One branch: its own path scope, `branch:cancelled` when cancelled, errors marked
     /// with the branch's path.
-    func branch(_ f: Value, _ args: [Value], path: String, run: Run, range: SourceRange) async throws -> Value {
+    func branch(_ f: Value, _ args: [Value], path scope: PathScope, run: Run, range: SourceRange) async throws -> Value {
         do {
-            return try await Run.$scope.withValue(PathScope(prefix: path)) {
+            return try await Run.$scope.withValue(scope) {
                 try await invokeAsync(f, args, named: nil, range: range)
             }
         } catch let e as FlowError {
-            if e.value.path == nil { e.value.path = path }
+            if e.value.path == nil { e.value.path = scope.prefix }
             throw e
         } catch is CancellationError {
-            try? emit(run, "branch:cancelled", [("path", .str(path))])
+            try? emit(run, "branch:cancelled", [("path", .str(scope.prefix))])
             throw CancellationError()
         }
     }
@@ -231,9 +234,10 @@ final class SpawnNode: Node {
         let f = try body.eval(fp, m)
         let path = (Run.scope ?? run.rootScope).next("spawn")
         let range = self.range
+        let scope = PathScope(prefix: path)
         let task = Task(executorPreference: m.loop) { () async throws -> Value in
             try await Run.$current.withValue(run) {
-                try await m.branch(f, [], path: path, run: run, range: range)
+                try await m.branch(f, [], path: scope, run: run, range: range)
             }
         }
         run.tasks.append(task)

@@ -51,9 +51,18 @@ public final class Run: @unchecked Sendable {
 /// and, per name, how many children of that name have been made here. Each branch has
 /// its own scope, so a path does not depend on the order in which branches run.
 public final class PathScope: @unchecked Sendable {
-    public let prefix: String
+    /// The scope's path, made on first use: most branches never ask for it.
+    public lazy var prefix: String = makePrefix()
+    private let makePrefix: () -> String
     private var counts: [String: Int] = [:]
-    init(prefix: String) { self.prefix = prefix }
+    init(prefix: String) {
+        let p = prefix
+        self.makePrefix = { p }
+    }
+    /// A scope whose path is `base/[index]`, built only if a node needs it.
+    init(base: String, index: Int) {
+        self.makePrefix = { "\(base)/[\(index)]" }
+    }
 
     /// The path of the next child called `name`: `prefix/name#k`.
     func next(_ name: String) -> String {
