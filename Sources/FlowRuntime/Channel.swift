@@ -197,11 +197,7 @@ final class ForAwaitNode: Node {
             guard let v = try await ch.receive() else { break }
             fp[slot] = boxed ? .cell(Cell(v)) : v
             _ = try await run(body, fp, m)
-            if m.signal != .none {
-                if m.signal == .breakLoop { m.signal = .none; break }
-                if m.signal == .continueLoop { m.signal = .none; continue }
-                return .nilValue
-            }
+            if m.signal != .none && m.endsLoop() { break }
         }
         return .nilValue
     }

@@ -444,6 +444,18 @@ public final class Interpreter: @unchecked Sendable {
         }
     }
 
+    // MARK: - Loops
+
+    /// After a loop body set a signal: clears `break` and `continue`; true when the loop
+    /// ends (a `break`, or a `return` on its way out, which stays set).
+    @inline(__always) func endsLoop() -> Bool {
+        switch signal {
+        case .continueLoop: signal = .none; return false
+        case .breakLoop: signal = .none; return true
+        default: return true
+        }
+    }
+
     // MARK: - The argument window
 
     /// Pushes a value onto the value stack; pair with `pop(to:)`.

@@ -299,22 +299,14 @@ final class WhileNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         while try test(fp, m) {
             try body.exec(fp, m)
-            if m.signal != .none {
-                if m.signal == .breakLoop { m.signal = .none; break }
-                if m.signal == .continueLoop { m.signal = .none; continue }
-                return .nilValue
-            }
+            if m.signal != .none && m.endsLoop() { break }
         }
         return .nilValue
     }
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         while condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m) {
             _ = try await run(body, fp, m)
-            if m.signal != .none {
-                if m.signal == .breakLoop { m.signal = .none; break }
-                if m.signal == .continueLoop { m.signal = .none; continue }
-                return .nilValue
-            }
+            if m.signal != .none && m.endsLoop() { break }
         }
         return .nilValue
     }
@@ -367,11 +359,7 @@ final class ForNode: Node {
                 fp[first] = firstBoxed ? .cell(Cell(item)) : item
                 i += 1
                 try body.exec(fp, m)
-                if m.signal != .none {
-                    if m.signal == .breakLoop { m.signal = .none; break }
-                    if m.signal == .continueLoop { m.signal = .none; continue }
-                    return .nilValue
-                }
+                if m.signal != .none && m.endsLoop() { break }
             }
             return .nilValue
         }
@@ -382,11 +370,7 @@ final class ForNode: Node {
             i += 1
             if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
             try body.exec(fp, m)
-            if m.signal != .none {
-                if m.signal == .breakLoop { m.signal = .none; break }
-                if m.signal == .continueLoop { m.signal = .none; continue }
-                return .nilValue
-            }
+            if m.signal != .none && m.endsLoop() { break }
         }
         return .nilValue
     }
@@ -400,11 +384,7 @@ final class ForNode: Node {
             i += 1
             if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
             _ = try await run(body, fp, m)
-            if m.signal != .none {
-                if m.signal == .breakLoop { m.signal = .none; break }
-                if m.signal == .continueLoop { m.signal = .none; continue }
-                return .nilValue
-            }
+            if m.signal != .none && m.endsLoop() { break }
         }
         return .nilValue
     }
