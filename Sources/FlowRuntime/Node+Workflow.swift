@@ -39,7 +39,16 @@ final class NodeNode: Node {
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         let (runner, args) = try prepare(fp, m)
-        return try await m.invokeAsync(runner, args, named: nil, range: range)
+        do {
+            return try await m.invokeAsync(runner, args, named: nil, range: range)
+        } catch is CancellationError {
+            // Cancellation is not a Flow error (the engine cannot catch it), so the
+            // interpreter reports the node's end.
+            if let run = Run.current, case .map(let node) = args[0], let path = node.get(box: m.keys.path) {
+                try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
+            }
+            throw CancellationError()
+        }
     }
 }
 

@@ -55,6 +55,14 @@ extension Stdlib {
                 return .nilValue
             }),
         ])
+        i.define("log", parameters: ["values"], required: 0, variadic: true) { call in
+            let text = call.args.map { Printer.display($0) }.joined(separator: " ")
+            if call.interpreter.currentRun != nil {
+                return try call.interpreter.emit("log", [("message", .str(text))], at: call.range)
+            }
+            call.interpreter.write(text + "\n")
+            return .nilValue
+        }
         i.define("current_run", parameters: []) { call in
             guard let run = call.interpreter.currentRun else { return .nilValue }
             return summary(run)
