@@ -22,7 +22,7 @@ public final class FunctionProto: @unchecked Sendable {
     /// runs on the async path; every other one runs synchronously.
     @exclusivity(unchecked) public internal(set) var isAsync = false
     /// True for a `flow`: calling it starts a run.
-    public internal(set) var isFlow = false
+    @exclusivity(unchecked) public internal(set) var isFlow = false
     public let range: SourceRange?
 
     init(name: String, parameters: [String], defaults: [Node?], range: SourceRange?) {

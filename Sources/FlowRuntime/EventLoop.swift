@@ -17,13 +17,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     private var condition = pthread_cond_t()
     /// Runnable jobs, first in first out: `jobs[jobsHead...]` (the head moves, the array
     /// is compacted now and then, so taking a job costs O(1)).
-    private var jobs: [UnownedJob] = []
-    private var jobsHead = 0
+    @exclusivity(unchecked) private var jobs: [UnownedJob] = []
+    @exclusivity(unchecked) private var jobsHead = 0
     /// Pending timers: a binary min-heap on (deadline, id).
-    private var timers = TimerHeap()
+    @exclusivity(unchecked) private var timers = TimerHeap()
     /// Ids of timers cancelled before they fired: dropped when they reach the top.
-    private var cancelled: Set<Int> = []
-    private var nextTimerID = 0
+    @exclusivity(unchecked) private var cancelled: Set<Int> = []
+    @exclusivity(unchecked) private var nextTimerID = 0
     let clock: Clock
 
     struct Timer {
@@ -99,10 +99,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 /// continuation is armed).
 final class Wakeup: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
-    private var continuation: CheckedContinuation<Void, Error>?
-    private var outcome: Result<Void, Error>?
-    private var resumed = false
-    private(set) var timer: Int?
+    @exclusivity(unchecked) private var continuation: CheckedContinuation<Void, Error>?
+    @exclusivity(unchecked) private var outcome: Result<Void, Error>?
+    @exclusivity(unchecked) private var resumed = false
+    @exclusivity(unchecked) private(set) var timer: Int?
 
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }

@@ -80,19 +80,19 @@ public final class Interpreter: @unchecked Sendable {
     /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
     @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
     @exclusivity(unchecked) var methodStride = 64
-    var modules: [String: Module] = [:]
+    @exclusivity(unchecked) var modules: [String: Module] = [:]
     /// Every run started, in order.
-    public internal(set) var runs: [Run] = []
-    var nextRunNumber = 0
+    @exclusivity(unchecked) public internal(set) var runs: [Run] = []
+    @exclusivity(unchecked) var nextRunNumber = 0
     /// Script hooks by event type (`"*"` for every event).
-    var hooks: [String: [Value]] = [:]
-    var emitting = false
+    @exclusivity(unchecked) var hooks: [String: [Value]] = [:]
+    @exclusivity(unchecked) var emitting = false
     /// The keys every event and node context has, boxed once.
     lazy var keys = (seq: intern("seq"), type: intern("type"), run: intern("run"), at: intern("at"),
                      name: intern("name"), path: intern("path"), options: intern("options"))
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
-    var interned: [String: StringBox] = [:]
+    @exclusivity(unchecked) var interned: [String: StringBox] = [:]
 
     func intern(_ s: String) -> StringBox {
         if let b = interned[s] { return b }
@@ -352,7 +352,8 @@ public final class Interpreter: @unchecked Sendable {
     /// captured cells and boxes captured parameters.
     func bind(_ c: Closure, _ args: [Value], named: [(String, Value)]?, into fp: Frame, at range: SourceRange?) throws {
         let p = c.proto
-        let name = describe(p)
+        // The callee's name is only for error messages: made when one is thrown.
+        var name: String { describe(p) }
         if args.count > p.arity {
             throw error(ErrorKind.type, "\(name) takes \(arityText(p)), found \(args.count)", at: range)
         }

@@ -15,21 +15,21 @@ public final class Run: @unchecked Sendable {
     public let arguments: [Value]
     /// `$`.
     public let state = MapBox()
-    public internal(set) var status: Status = .running
+    @exclusivity(unchecked) public internal(set) var status: Status = .running
     public weak var parent: Run?
-    public internal(set) var children: [Run] = []
-    public internal(set) var events: [Value] = []
-    public internal(set) var result: Value = .nilValue
+    @exclusivity(unchecked) public internal(set) var children: [Run] = []
+    @exclusivity(unchecked) public internal(set) var events: [Value] = []
+    @exclusivity(unchecked) public internal(set) var result: Value = .nilValue
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
-    public internal(set) var endedAt: Int?
+    @exclusivity(unchecked) public internal(set) var endedAt: Int?
     /// Undo steps of completed nodes (and of completed child runs), in completion order:
     /// run in reverse if this run fails.
-    var compensations: [(path: String, undo: Value, result: Value)] = []
+    @exclusivity(unchecked) var compensations: [(path: String, undo: Value, result: Value)] = []
     /// The id as a string value, made once.
     lazy var idBox = StringBox(id)
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
-    var tasks: [Task<Value, Error>] = []
+    @exclusivity(unchecked) var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
     lazy var rootScope = PathScope(prefix: flow)
 
@@ -54,7 +54,7 @@ public final class PathScope: @unchecked Sendable {
     /// The scope's path, made on first use: most branches never ask for it.
     public lazy var prefix: String = makePrefix()
     private let makePrefix: () -> String
-    private var counts: [String: Int] = [:]
+    @exclusivity(unchecked) private var counts: [String: Int] = [:]
     init(prefix: String) {
         let p = prefix
         self.makePrefix = { p }
