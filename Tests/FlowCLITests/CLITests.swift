@@ -46,6 +46,13 @@ import Testing
         #expect(r.stdout == "hello from Flow\n")
     }
 
+    @Test func readmeSagaExampleRuns() throws {
+        let r = try CLITests.flow(["run", "Examples/saga.flow"])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("booked\n"))
+        #expect(r.stdout.contains("cancel flight LH-400\n"))
+    }
+
     @Test func readmeSnippetIsPartOfATestedExample() throws {
         let readme = try String(contentsOf: CLITests.root.appendingPathComponent("README.md"), encoding: .utf8)
         let example = try String(contentsOf: CLITests.root.appendingPathComponent("Examples/retry_with_backoff.flow"), encoding: .utf8)
