@@ -144,6 +144,14 @@ public final class Interpreter: @unchecked Sendable {
         .builtin(Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: false, body: body))
     }
 
+    /// Names of methods that may suspend (a channel's `send`, `receive`): a function that
+    /// calls a method by one of these names runs on the async path, so it can wait —
+    /// and be cancelled — like any suspending code.
+    public private(set) var suspendingMethodNames: Set<String> = []
+
+    /// Declares that methods called `name` may suspend (see `suspendingMethodNames`).
+    public func declareSuspendingMethod(_ name: String) { suspendingMethodNames.insert(name) }
+
     /// Makes a suspending builtin value (for methods of host objects, like channels').
     public func makeSuspendingBuiltin(_ name: String, parameters: [String], required: Int? = nil,
                                       _ body: @escaping (BuiltinCall) async throws -> Value) -> Value {

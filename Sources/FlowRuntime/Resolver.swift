@@ -560,6 +560,9 @@ struct Resolver {
     mutating func call(_ callee: Expr, _ args: [Argument], _ range: SourceRange) {
         expr(callee)
         for a in args { expr(a.value) }
+        if case .member(_, let name, _) = callee.kind, interpreter.suspendingMethodNames.contains(name) {
+            function.suspendsDirectly = true
+        }
         guard case .name(let n) = callee.kind, let ref = res.refs[ObjectIdentifier(callee)] else { return }
         switch ref {
         case .global(let g):

@@ -29,6 +29,8 @@ extension Stdlib {
             guard case .duration(let ns) = call[0], ns >= 0 else { throw call.typeError("a duration (like 5s)", at: 0) }
             return try await call.interpreter.withTimeout(ns, call[1], at: call.range)
         }
+        i.declareSuspendingMethod("send")
+        i.declareSuspendingMethod("receive")
         i.define("channel", parameters: ["capacity", "overflow"], required: 0) { call in
             let capacity = call.count > 0 && !call[0].isNil ? try call.int(0) : 16
             guard capacity >= 1 else { throw call.error("capacity must be at least 1, found \(capacity)", kind: "value") }
