@@ -148,6 +148,12 @@ public struct BuiltinCall {
     public func call(_ f: Value, _ args: [Value]) throws -> Value {
         try interpreter.call(f, args, at: range)
     }
+
+    /// Calls a callback on the async path: a suspending callback is awaited (and can be
+    /// cancelled) instead of waited for.
+    public func callAsync(_ f: Value, _ args: [Value]) async throws -> Value {
+        try await interpreter.invokeAsync(f, args, named: nil, range: range ?? SourceRange(file: SourceFile(path: "<builtin>", text: ""), start: 0, end: 0))
+    }
 }
 
 /// A function implemented in Swift and registered through `Interpreter.define`.
@@ -169,6 +175,10 @@ public final class Builtin: @unchecked Sendable {
 
     /// True when it has an async implementation (stored: checked on every call).
     public let suspends: Bool
+    /// True when the Swift body is complete by itself and the async one is only better
+    /// on the async path (callbacks awaited, so cancellation reaches them): synchronous
+    /// callers then use the body, not a nested wait.
+    let prefersBody: Bool
 
     init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
          body: @escaping (inout BuiltinCall) throws -> Value,
@@ -181,6 +191,21 @@ public final class Builtin: @unchecked Sendable {
         self.body = body
         self.suspendingBody = suspendingBody
         self.suspends = suspendingBody != nil
+        self.prefersBody = false
+    }
+
+    init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
+         body: @escaping (inout BuiltinCall) throws -> Value,
+         asyncBody: @escaping (BuiltinCall) async throws -> Value) {
+        self.name = name
+        self.parameters = parameters
+        self.requiredCount = requiredCount ?? parameters.count
+        self.variadic = variadic
+        self.isMethod = isMethod
+        self.body = body
+        self.suspendingBody = asyncBody
+        self.suspends = false
+        self.prefersBody = true
     }
 
     /// Describes the accepted argument counts: "1 argument", "1 to 2 arguments".

@@ -165,11 +165,25 @@ public final class Interpreter: @unchecked Sendable {
         return .object(ChannelValue(capacity: capacity, overflow: o))
     }
 
+    /// Defines a method that calls back into Flow, with an async twin for the async path
+    /// (so suspending callbacks are awaited and cancellable); synchronous callers use `body`.
+    public func define(method name: String, on receiver: MethodReceiver, parameters: [String], required: Int? = nil,
+                       _ body: @escaping (inout BuiltinCall) throws -> Value,
+                       async asyncBody: @escaping (BuiltinCall) async throws -> Value) {
+        let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: false, isMethod: true,
+                        body: body, asyncBody: asyncBody)
+        install(method: name, on: receiver, b)
+    }
+
     /// Defines a method on a type of value (`xs.push(x)`); the receiver is `args[0]`.
     public func define(method name: String, on receiver: MethodReceiver, parameters: [String], required: Int? = nil,
                        variadic: Bool = false, _ body: @escaping (inout BuiltinCall) throws -> Value) {
-        let id = methodID(name)
         let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: variadic, isMethod: true, body: body)
+        install(method: name, on: receiver, b)
+    }
+
+    func install(method name: String, on receiver: MethodReceiver, _ b: Builtin) {
+        let id = methodID(name)
         if id >= methodStride {
             // Widen the table: copy each kind's row into a wider one.
             let newStride = max(methodStride * 2, id + 1)

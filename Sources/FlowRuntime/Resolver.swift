@@ -38,6 +38,9 @@ final class FunctionScope {
     var calledGlobals: Set<String> = []
     /// True when it suspends by itself (`sleep`, `await`…).
     var suspendsDirectly = false
+    /// Lambdas it passes to calls (`xs.map(fn(x) { node … })`): if one can suspend, the
+    /// call can, so this function runs on the async path too.
+    var passedLambdas: [FunctionScope] = []
     var suspends = false
     init(decl: FunctionDecl?, name: String, parent: FunctionScope?) {
         self.decl = decl; self.name = name; self.parent = parent
@@ -177,7 +180,8 @@ struct Resolver {
         while changed {
             changed = false
             for f in all where !f.suspends {
-                if f.calledGlobals.contains(where: { byName[$0]?.suspends == true }) {
+                if f.calledGlobals.contains(where: { byName[$0]?.suspends == true })
+                    || f.passedLambdas.contains(where: { $0.suspends }) {
                     f.suspends = true
                     changed = true
                 }
@@ -559,7 +563,12 @@ struct Resolver {
 
     mutating func call(_ callee: Expr, _ args: [Argument], _ range: SourceRange) {
         expr(callee)
-        for a in args { expr(a.value) }
+        for a in args {
+            expr(a.value)
+            if case .lambda(let d) = a.value.kind, let scope = res.functions[ObjectIdentifier(d)] {
+                function.passedLambdas.append(scope)
+            }
+        }
         if case .member(_, let name, _) = callee.kind, interpreter.suspendingMethodNames.contains(name) {
             function.suspendsDirectly = true
         }

@@ -35,34 +35,50 @@ extension Stdlib {
             l.insert(call[2], at: k)
             return call[0]
         }
-        i.define(method: "map", on: .list, parameters: ["function"]) { call in
+        // Methods that call back have an async twin: in async code a callback that
+        // suspends (a node, a sleep) is awaited, so cancellation reaches it.
+        i.define(method: "map", on: .list, parameters: ["function"], { call in
             let l = try call.list(0)
             var out: [Value] = []
             out.reserveCapacity(l.items.count)
             for x in l.items { out.append(try call.call(call[1], [x])) }
             return .list(out)
-        }
-        i.define(method: "filter", on: .list, parameters: ["predicate"]) { call in
+        }, async: { call in
+            var out: [Value] = []
+            for x in try call.list(0).items { out.append(try await call.callAsync(call[1], [x])) }
+            return .list(out)
+        })
+        i.define(method: "filter", on: .list, parameters: ["predicate"], { call in
             .list(try call.list(0).items.filter { try call.call(call[1], [$0]).isTruthy })
-        }
-        i.define(method: "reduce", on: .list, parameters: ["function", "initial"], required: 1) { call in
-            let l = try call.list(0)
-            var items = l.items[...]
-            var acc: Value
-            if call.count > 2 { acc = call[2] } else {
-                guard let first = items.first else { throw call.error("cannot reduce an empty list without an initial value", kind: "value") }
-                acc = first
-                items = items.dropFirst()
-            }
+        }, async: { call in
+            var out: [Value] = []
+            for x in try call.list(0).items where try await call.callAsync(call[1], [x]).isTruthy { out.append(x) }
+            return .list(out)
+        })
+        i.define(method: "reduce", on: .list, parameters: ["function", "initial"], required: 1, { call in
+            var (acc, items) = try reduceStart(call)
             for x in items { acc = try call.call(call[1], [acc, x]) }
             return acc
-        }
-        i.define(method: "sort", on: .list, parameters: ["key"], required: 0) { call in
+        }, async: { call in
+            var (acc, items) = try reduceStart(call)
+            for x in items { acc = try await call.callAsync(call[1], [acc, x]) }
+            return acc
+        })
+        i.define(method: "sort", on: .list, parameters: ["key"], required: 0, { call in
             let l = try call.list(0)
             var keys: [Value]? = nil
             if call.count > 1 && !call[1].isNil { keys = try l.items.map { try call.call(call[1], [$0]) } }
             return .list(try sorted(l.items, keys: keys, call: call))
-        }
+        }, async: { call in
+            let l = try call.list(0)
+            var keys: [Value]? = nil
+            if call.count > 1 && !call[1].isNil {
+                var k: [Value] = []
+                for x in l.items { k.append(try await call.callAsync(call[1], [x])) }
+                keys = k
+            }
+            return .list(try sorted(l.items, keys: keys, call: call))
+        })
         i.define(method: "slice", on: .list, parameters: ["start", "end"], required: 1) { call in
             let l = try call.list(0)
             let (a, b) = try bounds(call, count: l.items.count)
@@ -80,6 +96,15 @@ extension Stdlib {
         }
         i.define(method: "reverse", on: .list, parameters: []) { call in .list(try call.list(0).items.reversed()) }
         i.define(method: "copy", on: .list, parameters: []) { call in .list(try call.list(0).items) }
+    }
+
+    /// The accumulator and the items left for `reduce`.
+    static func reduceStart(_ call: BuiltinCall) throws -> (Value, ArraySlice<Value>) {
+        var items = try call.list(0).items[...]
+        if call.count > 2 { return (call[2], items) }
+        guard let first = items.first else { throw call.error("cannot reduce an empty list without an initial value", kind: "value") }
+        items = items.dropFirst()
+        return (first, items)
     }
 
     /// `slice(start, end?)` bounds, Python style: negative counts from the end, clamped.
