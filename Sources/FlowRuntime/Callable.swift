@@ -182,7 +182,7 @@ public final class Builtin: @unchecked Sendable {
 
     init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
          body: @escaping (inout BuiltinCall) throws -> Value,
-         suspendingBody: ((BuiltinCall) async throws -> Value)? = nil) {
+         suspendingBody: ((BuiltinCall) async throws -> Value)? = nil, prefersBody: Bool = false) {
         self.name = name
         self.parameters = parameters
         self.requiredCount = requiredCount ?? parameters.count
@@ -190,22 +190,10 @@ public final class Builtin: @unchecked Sendable {
         self.isMethod = isMethod
         self.body = body
         self.suspendingBody = suspendingBody
-        self.suspends = suspendingBody != nil
-        self.prefersBody = false
-    }
-
-    init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
-         body: @escaping (inout BuiltinCall) throws -> Value,
-         asyncBody: @escaping (BuiltinCall) async throws -> Value) {
-        self.name = name
-        self.parameters = parameters
-        self.requiredCount = requiredCount ?? parameters.count
-        self.variadic = variadic
-        self.isMethod = isMethod
-        self.body = body
-        self.suspendingBody = asyncBody
-        self.suspends = false
-        self.prefersBody = true
+        // A builtin with a complete Swift body only *prefers* its async twin; it never
+        // makes a synchronous caller wait.
+        self.suspends = suspendingBody != nil && !prefersBody
+        self.prefersBody = prefersBody
     }
 
     /// Describes the accepted argument counts: "1 argument", "1 to 2 arguments".

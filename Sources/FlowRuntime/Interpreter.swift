@@ -171,7 +171,7 @@ public final class Interpreter: @unchecked Sendable {
                        _ body: @escaping (inout BuiltinCall) throws -> Value,
                        async asyncBody: @escaping (BuiltinCall) async throws -> Value) {
         let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: false, isMethod: true,
-                        body: body, asyncBody: asyncBody)
+                        body: body, suspendingBody: asyncBody, prefersBody: true)
         install(method: name, on: receiver, b)
     }
 

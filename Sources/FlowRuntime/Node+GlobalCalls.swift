@@ -23,22 +23,7 @@ extension Interpreter {
         let size = p.frameSize
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
-        top = fp + size
-        depth &+= 1
-        do {
-            var r = try p.bodyRef._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
-            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-            dropFrame(fp, size)
-            top = fp
-            depth &-= 1
-            return r
-        } catch {
-            dropFrame(fp, size)
-            top = fp
-            depth &-= 1
-            if let e = error as? FlowError { e.unwind(through: describe(p), calledFrom: range) }
-            throw error
-        }
+        return try execute(p.bodyRef, fp, size: size, range) { self.describe(p) }
     }
 
     /// Runs a direct callee's body in a frame whose arguments the caller initialized.
