@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// FlowSyntax and FlowRuntime depend on nothing outside the toolchain so that embedding
-// the interpreter stays light; only the CLI pulls in swift-argument-parser.
+// FlowSyntax, FlowStore and FlowRuntime depend on nothing outside the toolchain so that
+// embedding the interpreter stays light; FlowSQLite pulls in GRDB, the CLI
+// swift-argument-parser.
 let package = Package(
     name: "Flow",
     products: [
@@ -10,26 +11,35 @@ let package = Package(
         .library(name: "FlowSyntax", targets: ["FlowSyntax"]),
         .library(name: "FlowRuntime", targets: ["FlowRuntime"]),
         .library(name: "FlowStdlib", targets: ["FlowStdlib"]),
+        .library(name: "FlowStore", targets: ["FlowStore"]),
+        .library(name: "FlowSQLite", targets: ["FlowSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "FlowSyntax"),
+        // The store protocol and the in-memory store: no dependencies, so the runtime can
+        // record runs without pulling in a database.
+        .target(name: "FlowStore"),
+        // The SQLite store (GRDB, system SQLite), for hosts that want durability on disk.
+        .target(name: "FlowSQLite", dependencies: ["FlowStore", .product(name: "GRDB", package: "GRDB.swift")]),
         // Async functions run on their caller's executor (SE-0461): the interpreter's
         // async path calls evalAsync at every node, and hopping executors each time cost
         // most of a node's time.
-        .target(name: "FlowRuntime", dependencies: ["FlowSyntax"],
+        .target(name: "FlowRuntime", dependencies: ["FlowSyntax", "FlowStore"],
                 swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         .target(name: "FlowStdlib", dependencies: ["FlowSyntax", "FlowRuntime"]),
         .executableTarget(
             name: "FlowCLI",
             dependencies: [
-                "FlowSyntax", "FlowRuntime", "FlowStdlib",
+                "FlowSyntax", "FlowRuntime", "FlowStdlib", "FlowStore", "FlowSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FlowSyntaxTests", dependencies: ["FlowSyntax"]),
         .testTarget(name: "FlowRuntimeTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"]),
+        .testTarget(name: "FlowStoreTests", dependencies: ["FlowStore", "FlowSQLite"]),
         .testTarget(name: "FlowCLITests", dependencies: ["FlowCLI"]),
         .testTarget(name: "GoldenTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"],
                     exclude: ["Scripts"]),
