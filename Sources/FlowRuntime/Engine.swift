@@ -1,4 +1,5 @@
 import FlowSyntax
+import FlowStore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -30,8 +31,27 @@ public struct Configuration: @unchecked Sendable {
     /// Receives every event of every run (run and node lifecycle, state changes, the
     /// scripts' own), as the map scripts see. Default: nil.
     public var onEvent: (@Sendable (Value) -> Void)? = nil
+    /// Where runs are recorded. nil: runs live in memory only and nothing can be resumed.
+    /// With a store, every flow called while a script is recorded (`Engine.run(_:script:)`)
+    /// is a durable run.
+    public var store: (any RunStore)? = nil
+    /// Who executes scripts (written into their records, so another process can tell
+    /// whether a script's executor is still alive). Default: "host:pid".
+    public var owner: String = Configuration.defaultOwner
+    /// When only durable waits (approvals, signals) are left, end them with
+    /// `RunsSuspended` at once instead of keeping their deadline timers (the CLI: the
+    /// process exits and a later `flow resume` honours the deadlines).
+    public var suspendWhenIdle = false
+    /// Environment variables scripts may read with `env(name)`; nil refuses all.
+    public var environment: [String: String]? = nil
 
     public init() {}
+
+    public static var defaultOwner: String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, 255)
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + ":\(getpid())"
+    }
 }
 
 /// A program that failed its static checks: every diagnostic, in source order.

@@ -24,7 +24,17 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Ids of timers cancelled before they fired: dropped when they reach the top.
     @exclusivity(unchecked) private var cancelled: Set<Int> = []
     @exclusivity(unchecked) private var nextTimerID = 0
+    /// Timers that do not keep the loop alive (polls, deadlines the host lets lapse),
+    /// and how many of the others are pending.
+    @exclusivity(unchecked) private var background: Set<Int> = []
+    @exclusivity(unchecked) private var foreground = 0
     let clock: Clock
+    /// Called when no job can run, before timers fire; true when it made a job runnable
+    /// (replay hands back recorded completions here, in log order).
+    @exclusivity(unchecked) var onIdle: (() -> Bool)?
+    /// Called when nothing but background timers is left; true when it made progress
+    /// (durable waiters are suspended here).
+    @exclusivity(unchecked) var onStall: (() -> Bool)?
 
     struct Timer {
         let deadline: Int
@@ -54,9 +64,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Calls `fire` on the loop's thread once the clock reaches `deadline` (nanoseconds).
     /// Returns the timer's id, for `cancelTimer`.
     @discardableResult
-    func schedule(at deadline: Int, _ fire: @escaping @Sendable () -> Void) -> Int {
+    func schedule(at deadline: Int, background isBackground: Bool = false, _ fire: @escaping @Sendable () -> Void) -> Int {
         pthread_mutex_lock(&mutex)
         nextTimerID += 1
+        if isBackground { background.insert(nextTimerID) } else { foreground += 1 }
         let timer = Timer(deadline: deadline, id: nextTimerID, fire: fire)
         // Equal deadlines fire in the order they were set (the id breaks ties).
         timers.push(timer)
@@ -70,8 +81,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     func cancelTimer(_ id: Int) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard timers.contains(id: id) else { return false }
-        cancelled.insert(id)
+        guard timers.contains(id: id), cancelled.insert(id).inserted else { return false }
+        if background.remove(id) == nil { foreground -= 1 }
         return true
     }
 
@@ -181,11 +192,24 @@ extension EventLoop {
                 _ = timers.pop()
                 continue
             }
+            if let idle = onIdle {
+                pthread_mutex_unlock(&mutex)
+                if idle() { return true }
+                pthread_mutex_lock(&mutex)
+                if jobsHead < jobs.count { continue }
+            }
+            if foreground == 0, let stall = onStall {
+                pthread_mutex_unlock(&mutex)
+                if stall() { return true }
+                pthread_mutex_lock(&mutex)
+                if jobsHead < jobs.count { continue }
+            }
             if let first = timers.top {
                 let now = clock.now()
                 if first.deadline <= now || clock.isVirtual {
                     if clock.isVirtual && first.deadline > now { clock.advance(to: first.deadline) }
                     _ = timers.pop()
+                    if background.remove(first.id) == nil { foreground -= 1 }
                     pthread_mutex_unlock(&mutex)
                     first.fire()
                     return true

@@ -87,6 +87,12 @@ public final class Interpreter: @unchecked Sendable {
     /// Script hooks by event type (`"*"` for every event).
     @exclusivity(unchecked) var hooks: [String: [Value]] = [:]
     @exclusivity(unchecked) var emitting = false
+    /// The script execution being recorded, when there is a store.
+    @exclusivity(unchecked) public internal(set) var session: ScriptSession?
+    /// Replayed completions waiting for their turn (see `awaitTurn`).
+    @exclusivity(unchecked) var durableWaiters: [DurableWaiter] = []
+    @exclusivity(unchecked) var polling = false
+    @exclusivity(unchecked) var replayTurns: [(seq: Int, continuation: CheckedContinuation<Void, Never>)] = []
     /// The keys every event and node context has, boxed once.
     lazy var keys = (seq: intern("seq"), type: intern("type"), run: intern("run"), at: intern("at"),
                      name: intern("name"), path: intern("path"), options: intern("options"))
@@ -109,6 +115,8 @@ public final class Interpreter: @unchecked Sendable {
         top = stackBase
         stackEnd = stackBase + Interpreter.stackSlots
         loop = EventLoop(clock: configuration.clock)
+        loop.onIdle = { [unowned self] in releaseTurn() }
+        loop.onStall = { [unowned self] in suspendWaiters() }
     }
 
     deinit {
@@ -258,13 +266,13 @@ public final class Interpreter: @unchecked Sendable {
 
     /// Emits an event whose fields are the entries of a map (the `emit` builtin).
     @discardableResult
-    public func emit(_ type: String, fields: MapBox?, at range: SourceRange?) throws -> Value {
+    public func emit(_ type: String, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
         var entries = fields?.entries ?? []
         entries.removeAll { if case .string = $0.key { return false }; return true }
-        return try emit(run, intern(type), entries)
+        return try emit(run, intern(type), entries, key: key)
     }
 
     /// Subscribes a Flow function to events of `type` (`"*"`: every event).
@@ -281,7 +289,12 @@ public final class Interpreter: @unchecked Sendable {
     // MARK: - Output and errors
 
     /// Writes text where `print` goes (the host's choice).
-    public func write(_ text: String) { configuration.output(text) }
+    /// While a resumed run replays its recorded past, its output is held back: it was
+    /// printed the first time.
+    public func write(_ text: String) {
+        if session != nil, isReplayingOutput { return }
+        configuration.output(text)
+    }
 
     func error(_ kind: String, _ message: String, at range: SourceRange?) -> FlowError {
         FlowError(kind: kind, message: message, at: range)

@@ -14,7 +14,7 @@ final class NodeNode: Node {
         self.name = name; self.nameBox = StringBox(name); self.options = options; self.body = body; self.range = range
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value]) {
+    func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value], PathScope) {
         guard let run = Run.current else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
@@ -29,18 +29,21 @@ final class NodeNode: Node {
         guard let runner = m.engineFunction("run_node") else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
-        return (runner, [.map(node), try body.eval(fp, m)])
+        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path))
     }
 
+    // The engine runs the node in the node's own path scope: what happens inside it
+    // (nested nodes, timers, effects) is keyed under the node's path, so a replay that
+    // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (runner, args) = try prepare(fp, m)
-        return try m.invoke(runner, args, named: nil, range: range)
+        let (runner, args, scope) = try prepare(fp, m)
+        return try Run.$scope.withValue(scope) { try m.invoke(runner, args, named: nil, range: range) }
     }
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let (runner, args) = try prepare(fp, m)
+        let (runner, args, scope) = try prepare(fp, m)
         do {
-            return try await m.invokeAsync(runner, args, named: nil, range: range)
+            return try await Run.$scope.withValue(scope) { try await m.invokeAsync(runner, args, named: nil, range: range) }
         } catch is CancellationError {
             // Cancellation is not a Flow error (the engine cannot catch it), so the
             // interpreter reports the node's end.
@@ -204,6 +207,8 @@ extension Interpreter {
     /// One branch: its own path scope, `branch:cancelled` when cancelled, errors marked
     /// with the branch's path.
     func branch(_ f: Value, _ args: [Value], path scope: PathScope, run: Run, range: SourceRange) async throws -> Value {
+        run.branches += 1
+        defer { run.branches -= 1 }
         do {
             return try await Run.$scope.withValue(scope) {
                 try await invokeAsync(f, args, named: nil, range: range)
@@ -264,19 +269,24 @@ final class AwaitNode: Node {
         yields = true
     }
 
-    func task(_ v: Value, _ m: Interpreter) throws -> TaskValue {
-        if case .object(let o) = v, let t = o as? TaskValue { return t }
-        throw m.error(ErrorKind.type, "await needs a task (made by spawn), found \(v.typeName)", at: range)
+    /// A spawned task's result, or a durable wait's (`await approve(…)`, `await signal(…)`).
+    func wait(_ v: Value, _ m: Interpreter) async throws -> Value {
+        if case .object(let o) = v {
+            if let t = o as? TaskValue { return try await t.task.value }
+            if let w = o as? PendingWait {
+                return try await m.durableWait(kind: w.kind, name: w.name, prompt: w.prompt, timeout: w.timeout, at: range)
+            }
+        }
+        throw m.error(ErrorKind.type, "await needs a task (made by spawn), an approve(…) or a signal(…), found \(v.typeName)", at: range)
     }
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let t = try task(try operand.eval(fp, m), m)
-        return try m.loop.run { try await t.task.value }
+        let v = try operand.eval(fp, m)
+        return try m.loop.run { [self] in try await wait(v, m) }
     }
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let t = try task(try await run(operand, fp, m), m)
-        return try await t.task.value
+        try await wait(try await run(operand, fp, m), m)
     }
 }
 

@@ -1,4 +1,5 @@
 import FlowSyntax
+import FlowStore
 
 /// One execution of a flow: its id, arguments, state `$`, status, parent and child runs,
 /// and the ordered stream of its events.
@@ -32,6 +33,12 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
     lazy var rootScope = PathScope(prefix: flow)
+
+    /// The durable log, when the run is recorded in a store.
+    @exclusivity(unchecked) var log: RunLog?
+    /// Branches of this run running now (parallel, race, spawn): replay orders recorded
+    /// completions only when there are some.
+    @exclusivity(unchecked) var branches = 0
 
     @TaskLocal static var current: Run?
     /// The scope node paths are made in: the run's root, or a parallel branch.
@@ -68,23 +75,72 @@ public final class PathScope: @unchecked Sendable {
     func next(_ name: String) -> String {
         let k = counts[name, default: 0]
         counts[name] = k + 1
-        return "\(prefix)/\(name)#\(k)"
+        let p = prefix
+        return p.isEmpty ? "\(name)#\(k)" : "\(p)/\(name)#\(k)"
     }
 }
 
 extension Interpreter {
     /// Runs a flow's body as a new run (a child of the current run, if any), emitting
-    /// `run:start` and `run:end`.
+    /// `run:start` and `run:end`. With a store, a call the store already knows is that run
+    /// again: a finished one gives its recorded outcome, an unfinished one resumes.
     func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
-        nextRunNumber += 1
         let parent = Run.current
-        let run = Run(id: "run-\(nextRunNumber)", flow: c.proto.name, arguments: args, parent: parent,
-                      startedAt: configuration.clock.now())
+        var key: String? = nil
+        var resumed: RunRecord? = nil
+        if let session, configuration.store != nil, parent == nil || parent?.log != nil {
+            if let parent {
+                let k = (Run.scope ?? parent.rootScope).next("flow:" + c.proto.name)
+                if let r = try takeRecorded(k, in: parent) {
+                    await awaitTurn(parent, r.seq)
+                    return try childOutcome(r.event, at: range)
+                }
+                key = k
+            } else {
+                key = session.scope.next(c.proto.name)
+            }
+            if let found = try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!) {
+                if parent == nil { session.rootsToReach -= 1 }
+                if found.isFinished {
+                    if let parent { try recordChild(parent, key: key!, found) }
+                    return try outcome(of: found, at: range)
+                }
+                resumed = found
+            } else if parent == nil {
+                session.rootsToReach = 0
+            }
+        }
+        let run: Run
+        if let resumed {
+            run = Run(id: resumed.id, flow: resumed.flow, arguments: args, parent: parent,
+                      startedAt: configuration.clock.now() - Int((configuration.clock.wallTime() - resumed.startedAt) * 1e9))
+            run.log = try loadLog(resumed, into: run)
+            run.log!.record.status = "running"
+            run.log!.record.waitingOn = nil
+            run.log!.dirty = true
+        } else {
+            let id: String
+            if let session, key != nil {
+                session.nextRunNumber += 1
+                id = "\(session.record.id)-\(session.nextRunNumber)"
+            } else {
+                nextRunNumber += 1
+                id = "run-\(nextRunNumber)"
+            }
+            run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now())
+            if let key { run.log = newLog(for: run, key: key) }
+        }
         parent?.children.append(run)
         runs.append(run)
         return try await Run.$current.withValue(run) { try await Run.$scope.withValue(run.rootScope) {
-            try emit(run, "run:start", [("flow", .str(run.flow)), ("args", .list(args)),
-                                        ("parent", parent.map { .str($0.id) } ?? .nilValue)])
+            let lineage: [(String, Value)] = [("flow", .str(run.flow)), ("args", .list(args)),
+                                              ("parent", parent.map { .str($0.id) } ?? .nilValue)]
+            if let log = run.log, resumed != nil {
+                try emit(run, intern("run:resumed"), lineage.map { MapBox.Entry(key: .str($0.0), value: $0.1) },
+                         key: "event:run:resumed#\(log.nextSeq)")
+            } else {
+                try emit(run, "run:start", lineage)
+            }
             do {
                 let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
                 await finishTasks(run)
@@ -94,23 +150,67 @@ extension Interpreter {
                 run.status = .completed
                 run.endedAt = configuration.clock.now()
                 try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
+                try finishRecord(run, parent: parent)
                 return result
             } catch let e as FlowError {
                 await finishTasks(run)
                 await compensate(run)
                 run.status = .failed
                 run.endedAt = configuration.clock.now()
-                try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
+                _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
+                try? finishRecord(run, parent: parent, error: e.value)
+                throw e
+            } catch let e where e is RunsSuspended || e is ReplayDivergence {
+                // The run stays as the store has it, to be resumed.
+                for t in run.tasks { t.cancel() }
+                try? flush(run)
                 throw e
             } catch {
                 await finishTasks(run)
                 await compensate(run)
                 run.status = .cancelled
                 run.endedAt = configuration.clock.now()
-                try? emit(run, "run:end", [("status", .str("cancelled"))])
+                _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
+                try? finishRecord(run, parent: parent)
                 throw error
             }
         } }
+    }
+
+    /// Writes a durable run's end (status, outcome) and, in its parent's log, the child's
+    /// completion under the key of the call.
+    func finishRecord(_ run: Run, parent: Run?, error: ErrorBox? = nil) throws {
+        guard let log = run.log else { return }
+        try updateRecord(run) { r in
+            r.status = run.status.rawValue
+            r.waitingOn = nil
+            r.endedAt = configuration.clock.wallTime()
+            r.outcome = error.map { encodeStored(.error($0)) } ?? (run.status == .completed ? encodeStored(run.result) : nil)
+        }
+        if let parent, parent.log != nil { try recordChild(parent, key: log.record.key, log.record) }
+    }
+
+    /// Records in the parent's log that a child run ended (an effect: replay returns it).
+    func recordChild(_ parent: Run, key: String, _ child: RunRecord) throws {
+        var fields: [MapBox.Entry] = [MapBox.Entry(key: .str("child"), value: .str(child.id)),
+                                      MapBox.Entry(key: .str("flow"), value: .str(child.flow)),
+                                      MapBox.Entry(key: .str("status"), value: .str(child.status))]
+        let outcome = try decodeStored(child.outcome ?? "null", what: "the outcome of run \(child.id)")
+        fields.append(MapBox.Entry(key: .str(child.status == "failed" ? "error" : "result"), value: outcome))
+        try emit(parent, intern("child:end"), fields, key: key)
+    }
+
+    /// What a recorded `child:end` says the call returned (or threw).
+    func childOutcome(_ event: Value, at range: SourceRange?) throws -> Value {
+        guard case .map(let m) = event else { return .nilValue }
+        switch m.get("status")?.stringValue {
+        case "completed": return m.get("result") ?? .nilValue
+        case "failed":
+            if case .error(let e)? = m.get("error") { throw FlowError(e, at: range) }
+            throw FlowError(kind: ErrorKind.value, message: "run \(m.get("child").map(Printer.display) ?? "?") failed", at: range)
+        default:
+            throw FlowError(kind: "cancelled", message: "run \(m.get("child").map(Printer.display) ?? "?") was cancelled", at: range)
+        }
     }
 
     /// Runs the undo steps of a failed run, newest first, each with the result of the node
@@ -123,14 +223,14 @@ extension Interpreter {
         let task = Task(executorPreference: loop) { [self] in
             await Run.$current.withValue(run) {
                 for step in steps {
-                    try? emit(run, "compensate:start", [("path", .str(step.path))])
+                    _ = try? emit(run, "compensate:start", [("path", .str(step.path))])
                     do {
                         _ = try await invokeAsync(step.undo, [step.result], named: nil, range: SourceRange(file: SourceFile(path: "<engine>", text: ""), start: 0, end: 0))
-                        try? emit(run, "compensate:end", [("path", .str(step.path))])
+                        _ = try? emit(run, "compensate:end", [("path", .str(step.path))])
                     } catch let e as FlowError {
-                        try? emit(run, "compensate:failed", [("path", .str(step.path)), ("error", .error(e.value))])
+                        _ = try? emit(run, "compensate:failed", [("path", .str(step.path)), ("error", .error(e.value))])
                     } catch {
-                        try? emit(run, "compensate:failed", [("path", .str(step.path))])
+                        _ = try? emit(run, "compensate:failed", [("path", .str(step.path))])
                     }
                 }
             }
@@ -165,7 +265,7 @@ extension Interpreter {
 
     /// Emits an event whose extra fields are already entries (keys boxed).
     @discardableResult
-    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry]) throws -> Value {
+    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil) throws -> Value {
         // Keys, the type and the run id are interned: a run keeps all its events, and
         // boxing each key again would be most of their memory.
         let k = keys
@@ -180,7 +280,12 @@ extension Interpreter {
             entries.append(f)
         }
         let type = type.value
-        let value = Value.map(MapBox(distinct: entries))
+        let box = MapBox(distinct: entries)
+        let value = Value.map(box)
+        if let log = run.log, try !record(run, log, type: type, key: key, event: box) {
+            // Replay re-created an event the log holds: it is already in `run.events`.
+            return value
+        }
         run.events.append(value)
         configuration.onEvent?(value)
         if hooks.isEmpty { return value }

@@ -107,21 +107,33 @@ fn count_by(xs, key) {
 # Options: retry, backoff, delay, max_delay (see backoff), timeout (per attempt), and
 # compensate: a function given the node's result, run if the flow later fails (newest
 # first), to undo what the node did.
+#
+# Durability: the node's outcome is its node:end or node:failed event, emitted with the
+# node's path as its key. When a run is resumed, `recorded(step.path)` hands that event
+# back and the node returns what it returned the first time, without running again.
 
 fn run_node(step, body) {
+  let past = recorded(step.path)
+  if past != nil { return replay(past) }
   emit("node:start", {node: step.name, path: step.path})
   let o = step.options
   if len(o) == 0 {
     # The common case, kept short: no retry, timeout or compensation.
     let started = monotonic()
     let result = try { body() } catch e {
-      emit("node:failed", {node: step.name, path: step.path, attempts: 1, error: e})
+      emit("node:failed", {node: step.name, path: step.path, attempts: 1, error: e}, step.path)
       throw e
     }
-    emit("node:end", {node: step.name, path: step.path, attempts: 1, duration: monotonic() - started})
+    emit("node:end", {node: step.name, path: step.path, attempts: 1, duration: monotonic() - started, result: result}, step.path)
     return result
   }
   return attempt(step, body)
+}
+
+# A recorded outcome: the result again, or the error again.
+fn replay(event) {
+  if event.type == "node:failed" { throw event.error }
+  return event.result
 }
 
 # Runs the body with the node's options: timeout per attempt, retries with backoff, and
@@ -136,13 +148,15 @@ fn attempt(step, body) {
       if step.options.has("compensate") {
         register_compensation(step.options.compensate, result, step.path)
       }
-      emit("node:end", {node: step.name, path: step.path, attempts: attempt, duration: monotonic() - started})
+      emit("node:end", {node: step.name, path: step.path, attempts: attempt, duration: monotonic() - started, result: result}, step.path)
       return result
     } catch e {
       if attempt > retries {
-        emit("node:failed", {node: step.name, path: step.path, attempts: attempt, error: e})
-        if retries == 0 { throw e }
-        throw error("node '${step.name}' failed after ${attempt} attempts: ${e.message}", kind: "retry-exhausted", data: e)
+        let failure = if retries == 0 { e } else {
+          error("node '${step.name}' failed after ${attempt} attempts: ${e.message}", kind: "retry-exhausted", data: e)
+        }
+        emit("node:failed", {node: step.name, path: step.path, attempts: attempt, error: failure}, step.path)
+        throw failure
       }
       let wait = backoff(step.options, attempt)
       emit("node:retried", {node: step.name, path: step.path, attempt: attempt, wait: wait, error: e.message})

@@ -12,7 +12,7 @@ extension Stdlib {
             call.interpreter.addHook(type, call[1])
             return .nilValue
         }
-        i.define("emit", parameters: ["event", "fields"], required: 1) { call in
+        i.define("emit", parameters: ["event", "fields", "key"], required: 1) { call in
             let type = try call.string(0)
             var fields: MapBox? = nil
             if call.count > 1, !call[1].isNil {
@@ -21,13 +21,34 @@ extension Stdlib {
                     throw call.error("field names must be strings", kind: "value")
                 }
             }
-            return try call.interpreter.emit(type, fields: fields, at: call.range)
+            let key = call.count > 2 && !call[2].isNil ? try call.string(2) : nil
+            return try call.interpreter.emit(type, fields: fields, key: key, at: call.range)
         }
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
             throw call.error("cannot wait here", kind: "internal")
         }) { call in
             guard case .duration(let ns) = call[0], ns >= 0 else { throw call.typeError("a duration (like 5s)", at: 0) }
             return try await call.interpreter.withTimeout(ns, call[1], at: call.range)
+        }
+        // The engine asks for a node's recorded outcome; replay hands it back in log order.
+        i.defineSuspending("recorded", parameters: ["key"], blocking: { call in
+            try call.interpreter.recordedEvent(try call.string(0)) ?? .nilValue
+        }) { call in
+            try await call.interpreter.replayed(try call.string(0)) ?? .nilValue
+        }
+        // Durable waits, performed by `await`: approve(prompt, timeout:) gives true or
+        // false; signal(name, timeout:) the value sent. A timeout throws kind "timeout".
+        func timeout(_ call: BuiltinCall, _ i: Int) throws -> Int? {
+            guard call.count > i, !call[i].isNil else { return nil }
+            guard case .duration(let ns) = call[i], ns >= 0 else { throw call.typeError("a duration (like 1h)", at: i) }
+            return ns
+        }
+        i.define("approve", parameters: ["prompt", "timeout"], required: 1) { call in
+            .object(PendingWait(kind: "approval", name: "", prompt: call[0], timeout: try timeout(call, 1)))
+        }
+        i.define("signal", parameters: ["name", "timeout"], required: 1) { call in
+            let name = try call.string(0)
+            return .object(PendingWait(kind: "signal", name: name, prompt: .str(name), timeout: try timeout(call, 1)))
         }
         i.declareSuspendingMethod("send")
         i.declareSuspendingMethod("receive")

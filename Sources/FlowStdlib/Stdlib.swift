@@ -102,7 +102,25 @@ public enum Stdlib {
             let kind = call.count > 1 && !call[1].isNil ? try call.string(1) : ErrorKind.user
             return .error(ErrorBox(kind: kind, message: Printer.display(call[0]), data: call[2]))
         }
-        i.define("now", parameters: []) { call in .float(call.interpreter.configuration.clock.wallTime()) }
+        // Effects: recorded in a durable run, so a replay sees the same values.
+        i.define("now", parameters: []) { call in
+            let clock = call.interpreter.configuration.clock
+            return try call.interpreter.effect("now") { .float(clock.wallTime()) }
+        }
+        i.define("random", parameters: ["low", "high"], required: 0) { call in
+            if call.count == 0 { return try call.interpreter.effect("random") { .float(Double.random(in: 0..<1)) } }
+            let low = try call.int(0), high = try call.int(1)
+            guard low <= high else { throw call.error("needs low <= high, found \(low) > \(high)", kind: "value") }
+            return try call.interpreter.effect("random") { .int(Int.random(in: low...high)) }
+        }
+        i.define("env", parameters: ["name", "default"], required: 1) { call in
+            let name = try call.string(0)
+            let fallback = call.count > 1 ? call[1] : .nilValue
+            guard let environment = call.interpreter.configuration.environment else {
+                throw call.error("this host does not let scripts read environment variables", kind: "permission")
+            }
+            return try call.interpreter.effect("env") { environment[name].map { .str($0) } ?? fallback }
+        }
         i.define("monotonic", parameters: []) { call in .duration(call.interpreter.configuration.clock.now()) }
         i.define("args", parameters: []) { call in .list(call.interpreter.configuration.arguments.map { Value.str($0) }) }
         i.defineSuspending("sleep", parameters: ["duration"], blocking: { call in
@@ -117,7 +135,7 @@ public enum Stdlib {
             default: throw call.typeError("a duration (like 250ms) or a number of seconds", at: 0)
             }
             guard ns >= 0 else { throw call.error("cannot sleep for a negative duration", kind: "value") }
-            try await call.interpreter.sleep(nanoseconds: ns)
+            try await call.interpreter.durableSleep(ns)
             return .nilValue
         }
     }

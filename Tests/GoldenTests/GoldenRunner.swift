@@ -1,5 +1,6 @@
 import FlowRuntime
 import FlowStdlib
+import FlowStore
 import FlowSyntax
 import Foundation
 
@@ -8,7 +9,10 @@ import Foundation
 /// Directives: `# expect: text` (the next line of output), `# expect error: message`
 /// (a static error on this line; the script does not run), `# expect runtime error:
 /// message` (the uncaught error, raised on this line), `# expect matches: regex` (the next
-/// line of output matches), `# skip: reason`.
+/// line of output matches), `# skip: reason`, `# store: none` (run with no run store;
+/// by default a script runs as a recorded script execution on a `MemoryStore`, as
+/// `flow run --store memory` does). Runs left waiting for approvals or signals print
+/// `waiting: run R is waiting for …` lines after the script's output.
 struct GoldenScript {
     enum Expectation { case line(String), pattern(String) }
     let path: String
@@ -17,10 +21,12 @@ struct GoldenScript {
     var warnings: [(line: Int, message: String)] = []
     var runtimeError: (line: Int, message: String)? = nil
     var skip: String? = nil
+    var durable = true
 
     init(path: String, text: String) {
         self.path = path
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.contains("# store: none") { durable = false }
             guard let r = line.range(of: "# expect") ?? line.range(of: "# skip:") else { continue }
             let directive = line[r.lowerBound...]
             func value(after prefix: String) -> String? {
@@ -48,6 +54,7 @@ struct GoldenScript {
         configuration.clock = VirtualClock()
         configuration.arguments = ["first", "second"]
         configuration.readSource = { p in try? String(contentsOfFile: p, encoding: .utf8) }
+        if durable { configuration.store = MemoryStore() }
         let engine = Stdlib.makeEngine(configuration)
         var problems: [String] = []
         let file: SourceFile
@@ -64,7 +71,13 @@ struct GoldenScript {
             problems.append("warnings differ\n  expected: \(expectedWarnings)\n  actual:   \(actualWarnings)")
         }
         do {
-            try engine.run(file)
+            if durable {
+                try engine.run(file, script: ScriptRecord(id: "run", path: path, source: text, startedAt: 0))
+            } else {
+                try engine.run(file)
+            }
+        } catch let s as RunsSuspended {
+            for w in s.waiting { collected.append("waiting: run \(w.run) is waiting for \(w.on)\n") }
         } catch let f as CompileFailure {
             let dir = (path as NSString).deletingLastPathComponent + "/"
             actualStatic = f.diagnostics.filter { $0.severity == .error && $0.range.file.path == path }
