@@ -66,7 +66,7 @@ final class Progress: @unchecked Sendable {
         let run = e.get("run")?.stringValue ?? "-"
         let type = e.get("type")?.stringValue ?? ""
         switch type {
-        case "run:start":
+        case "run:start", "run:resumed":
             let key = run
             if lines[key] == nil { order.append(key) }
             lines[key] = Line(text: "\(run) \(e.get("flow")?.stringValue ?? "")", status: "running", started: 0, duration: "")

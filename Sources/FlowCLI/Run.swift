@@ -1,7 +1,9 @@
 import ArgumentParser
 import FlowRuntime
 import FlowStdlib
+import FlowStore
 import FlowSyntax
+import Foundation
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +16,11 @@ struct Run: ParsableCommand {
 
         While flows run, their events (runs, nodes, state) are shown on standard error: a \
         live tree on a terminal, one line per event otherwise (--events).
+
+        Every flow the script calls is a durable run, recorded in the store as it goes \
+        (--store): if the process dies, `flow resume` continues each run where it was, \
+        without doing a completed node again. Runs waiting for an approval or a signal are \
+        left waiting when nothing else is left to do (`flow approve`, `flow signal`).
 
         Example: flow run Examples/hello.flow
         """
@@ -28,35 +35,18 @@ struct Run: ParsableCommand {
     @ArgumentParser.Argument(parsing: .captureForPassthrough, help: "Arguments passed to the script (args()).")
     var arguments: [String] = []
 
+    @OptionGroup var store: StoreOptions
+
     func run() throws {
-        let display: EventDisplay
-        if let events {
-            guard let d = EventDisplay(rawValue: events) else {
-                throw ValidationError("--events must be one of \(EventDisplay.allCases.map { $0.rawValue }.joined(separator: ", ")), found '\(events)'")
-            }
-            display = d
-        } else {
-            display = .automatic
-        }
+        let display = try EventDisplay.parse(events)
         let source = try SourceLoader.load(file)
-        var configuration = SourceLoader.configuration()
-        configuration.arguments = arguments
-        let progress = Progress(display: display)
-        configuration.onEvent = { progress.receive($0) }
-        let engine = Stdlib.makeEngine(configuration)
-        progress.interpreter = engine.interpreter
-        do {
-            // Warnings are shown before the script's output, without stopping it.
-            try engine.run(source) { warnings in
-                if !warnings.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(warnings)) }
-            }
-        } catch let failure as CompileFailure {
-            SourceLoader.printError(DiagnosticRenderer.render(failure.diagnostics) + summary(failure.diagnostics))
-            throw ExitCode(65)
-        } catch let error as FlowError {
-            SourceLoader.printError(error.rendered)
-            throw ExitCode(70)
-        }
+        let store = try store.open()
+        let directory = FileManager.default.currentDirectoryPath
+        let script = ScriptRecord(id: try Durable.newScriptID(in: store), path: file, source: source.text,
+                                  arguments: JSONText.quoteList(arguments), directory: directory,
+                                  startedAt: Date().timeIntervalSince1970)
+        let code = Durable.execute(source, script: script, resuming: false, store: store, display: display, arguments: arguments)
+        if code != 0 { throw ExitCode(code) }
     }
 }
 

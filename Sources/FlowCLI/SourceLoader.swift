@@ -7,6 +7,11 @@ import Glibc
 import Darwin
 #endif
 
+struct FileError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
 /// File access for the CLI: the runtime reads no file itself, the CLI grants it.
 enum SourceLoader {
     static func readBytes(_ path: String) -> [UInt8]? {
@@ -48,6 +53,16 @@ enum SourceLoader {
         c.readSource = { path in
             guard let bytes = readBytes(path) else { return nil }
             return String(validating: bytes, as: UTF8.self)
+        }
+        c.writeFile = { path, text, append in
+            guard let f = fopen(path, append ? "ab" : "wb") else {
+                throw FileError(message: String(cString: strerror(errno)))
+            }
+            defer { fclose(f) }
+            let bytes = Array(text.utf8)
+            guard fwrite(bytes, 1, bytes.count, f) == bytes.count, fflush(f) == 0 else {
+                throw FileError(message: String(cString: strerror(errno)))
+            }
         }
         return c
     }

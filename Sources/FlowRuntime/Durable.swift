@@ -45,6 +45,9 @@ final class RunLog {
     /// Appended events not yet written; written with the next effect (or the run's end).
     var pending: [EventRecord] = []
     var consumed: [Int] = []
+    /// `flow cancel` asked for it while no process ran it: the run replays, then is
+    /// cancelled where it would go live.
+    var cancelRequested = false
 
     init(record: RunRecord) { self.record = record }
 
@@ -120,11 +123,14 @@ extension Interpreter {
         try store.save(s.record)
     }
 
-    /// True while output would repeat what the first execution printed.
-    var isReplayingOutput: Bool {
-        if let run = Run.current { return (run.log?.effectsLeft ?? 0) > 0 }
-        if let s = session { return s.rootsToReach > 0 }
-        return false
+    /// Records a run's output; false when the log already has it (a replay).
+    func recordOutput(_ run: Run, _ log: RunLog, _ text: String) throws -> Bool {
+        let key = (Run.scope ?? run.rootScope).next("event:output")
+        if log.recorded[key] != nil { return false }
+        log.pending.append(EventRecord(run: run.id, seq: log.nextSeq, type: "output", key: key,
+                                       at: configuration.clock.wallTime(), data: "{\"text\":\(JSONText.quote(text))}"))
+        log.nextSeq += 1
+        return true
     }
 
     // MARK: - Runs
@@ -180,7 +186,8 @@ extension Interpreter {
             ]
             if case .map(let m) = decoded.value { entries.append(contentsOf: m.entries) }
             let event = Value.map(MapBox(distinct: entries))
-            run.events.append(event)
+            // Output is kept in the store only (it is not an event scripts see).
+            if e.type != "output" { run.events.append(event) }
             let effect = RunLog.isEffectKey(e.key)
             log.recorded[e.key] = RunLog.Recorded(seq: e.seq, type: e.type, event: event, opaque: decoded.opaque, isEffect: effect)
             if effect {
@@ -188,6 +195,10 @@ extension Interpreter {
                 log.effectsLeft += 1
             }
             log.nextSeq = e.seq + 1
+        }
+        if let cancel = try store.inbox(run: record.id).first(where: { $0.kind == "cancel" }) {
+            log.cancelRequested = true
+            log.consumed.append(cancel.id)
         }
         return log
     }
@@ -247,6 +258,7 @@ extension Interpreter {
             return r.opaque ? nil : r
         }
         try checkFrontier(run, asking: key)
+        if log.cancelRequested { throw CancellationError() }
         return nil
     }
 
@@ -309,6 +321,30 @@ extension Interpreter {
                                           MapBox.Entry(key: .str("value"), value: v)], key: key)
         _ = log
         return v
+    }
+
+    /// The idempotency key of what is executing now: the run's id and the path of the
+    /// node (or branch) it is in. The same after a restart, so a tool given it can tell a
+    /// repeated call (an effect in flight at a crash runs again) from a new one.
+    public var idempotencyKey: String? {
+        guard let run = Run.current else { return nil }
+        return run.id + ":" + (Run.scope ?? run.rootScope).prefix
+    }
+
+    /// Defines a host function whose calls are effects: recorded in a durable run (a
+    /// replay returns the recorded result without calling it) and given the idempotency
+    /// key of the call (`run-id:path/@name#k`).
+    public func defineTool(_ name: String, parameters: [String], required: Int? = nil,
+                           _ body: @escaping (_ call: inout BuiltinCall, _ idempotencyKey: String) throws -> Value) {
+        define(name, parameters: parameters, required: required) { call in
+            guard let run = Run.current, run.log != nil else {
+                return try body(&call, call.interpreter.idempotencyKey.map { $0 + "/@" + name } ?? name)
+            }
+            let key = (Run.scope ?? run.rootScope).peek("@" + name)
+            var c = call
+            let v = try call.interpreter.effect(name) { try body(&c, run.id + ":" + key) }
+            return v
+        }
     }
 
     /// `sleep` in a run: the deadline is recorded when the timer starts, so after a
@@ -383,6 +419,11 @@ extension Interpreter {
             let messages: [InboxMessage]
             do { messages = try store.inbox(run: run.id) } catch {
                 throw FlowError(kind: "store", message: "cannot read the inbox of run \(run.id): \(error)", at: range)
+            }
+            if let cancel = messages.first(where: { $0.kind == "cancel" }) {
+                run.log!.consumed.append(cancel.id)
+                run.status = .running
+                throw CancellationError()
             }
             if let m = messages.first(where: { $0.kind == kind && (kind != "signal" || $0.name == name) }) {
                 let value = try decodeStored(m.data, what: "a message for run \(run.id)")

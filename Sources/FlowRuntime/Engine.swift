@@ -42,6 +42,10 @@ public struct Configuration: @unchecked Sendable {
     /// `RunsSuspended` at once instead of keeping their deadline timers (the CLI: the
     /// process exits and a later `flow resume` honours the deadlines).
     public var suspendWhenIdle = false
+    /// Writes (or, with `append: true`, appends to) a file for `fs.write` / `fs.append`.
+    /// Default: nil — scripts write no file unless the host grants it. Reads go through
+    /// `readSource`.
+    public var writeFile: (@Sendable (_ path: String, _ text: String, _ append: Bool) throws -> Void)? = nil
     /// Environment variables scripts may read with `env(name)`; nil refuses all.
     public var environment: [String: String]? = nil
 

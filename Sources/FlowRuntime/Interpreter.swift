@@ -289,10 +289,17 @@ public final class Interpreter: @unchecked Sendable {
     // MARK: - Output and errors
 
     /// Writes text where `print` goes (the host's choice).
-    /// While a resumed run replays its recorded past, its output is held back: it was
-    /// printed the first time.
+    /// In a durable run, output is recorded (an `output` event), so a replay does not
+    /// print again what the first execution printed; at the top level of a re-executed
+    /// script, output waits until the code has reached every run it had started.
     public func write(_ text: String) {
-        if session != nil, isReplayingOutput { return }
+        if session != nil {
+            if let run = Run.current, let log = run.log {
+                guard (try? recordOutput(run, log, text)) ?? true else { return }
+            } else if let s = session, s.rootsToReach > 0 {
+                return
+            }
+        }
         configuration.output(text)
     }
 

@@ -29,7 +29,7 @@ public enum JSONText {
     }
 
     public static func quote(_ s: String) -> String {
-        var out = "\""
+        var out = ""
         quote(s, into: &out)
         return out
     }
@@ -325,5 +325,12 @@ public enum JSONText {
             }
             throw fail("unterminated string")
         }
+    }
+}
+
+extension JSONText {
+    /// A list of strings as a JSON array.
+    public static func quoteList(_ items: [String]) -> String {
+        "[" + items.map { quote($0) }.joined(separator: ",") + "]"
     }
 }

@@ -32,6 +32,7 @@ final class StateAssignNode: Node {
         let v = try value.eval(fp, m)
         var container = Value.map(run.state)
         var path = "$"
+        var keys: [Value] = []
         for (i, part) in parts.enumerated() {
             let key: Value
             switch part {
@@ -57,9 +58,12 @@ final class StateAssignNode: Node {
                 default:
                     throw m.error(ErrorKind.type, "cannot set \(path): the value above it is \(container.typeName), not a map or list", at: range)
                 }
-                try m.emit(run, "state", [("path", .str(path)), ("old", old), ("new", v)])
+                keys.append(key)
+                // `keys` lets a reader of the log (flow history) rebuild the state.
+                try m.emit(run, "state", [("path", .str(path)), ("keys", .list(keys)), ("old", old), ("new", v)])
                 return .nilValue
             }
+            keys.append(key)
             switch container {
             case .map(let map):
                 guard let next = map.get(key) else {

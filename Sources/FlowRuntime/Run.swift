@@ -71,6 +71,13 @@ public final class PathScope: @unchecked Sendable {
         self.makePrefix = { "\(base)/[\(index)]" }
     }
 
+    /// The path `next(name)` will give, without taking it.
+    func peek(_ name: String) -> String {
+        let k = counts[name, default: 0]
+        let p = prefix
+        return p.isEmpty ? "\(name)#\(k)" : "\(p)/\(name)#\(k)"
+    }
+
     /// The path of the next child called `name`: `prefix/name#k`.
     func next(_ name: String) -> String {
         let k = counts[name, default: 0]
@@ -172,6 +179,10 @@ extension Interpreter {
                 run.endedAt = configuration.clock.now()
                 _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
                 try? finishRecord(run, parent: parent)
+                if parent == nil, session != nil, error is CancellationError {
+                    // Cancelled from outside (flow cancel): the script sees a Flow error.
+                    throw FlowError(kind: "cancelled", message: "run \(run.id) (\(run.flow)) was cancelled", at: range)
+                }
                 throw error
             }
         } }
@@ -271,7 +282,7 @@ extension Interpreter {
         let k = keys
         var entries: [MapBox.Entry] = []
         entries.reserveCapacity(4 + fields.count)
-        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(run.events.count + 1)))
+        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(run.log?.nextSeq ?? run.events.count + 1)))
         entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
         entries.append(MapBox.Entry(key: .string(k.run), value: .string(run.idBox)))
         entries.append(MapBox.Entry(key: .string(k.at), value: .duration(configuration.clock.now() - run.startedAt)))

@@ -114,7 +114,7 @@ fn count_by(xs, key) {
 
 fn run_node(step, body) {
   let past = recorded(step.path)
-  if past != nil { return replay(past) }
+  if past != nil { return replay(step, past) }
   emit("node:start", {node: step.name, path: step.path})
   let o = step.options
   if len(o) == 0 {
@@ -130,9 +130,13 @@ fn run_node(step, body) {
   return attempt(step, body)
 }
 
-# A recorded outcome: the result again, or the error again.
-fn replay(event) {
+# A recorded outcome: the result again (its undo step registered again, so a saga that
+# fails after a restart still compensates it), or the error again.
+fn replay(step, event) {
   if event.type == "node:failed" { throw event.error }
+  if step.options.has("compensate") {
+    register_compensation(step.options.compensate, event.result, step.path)
+  }
   return event.result
 }
 

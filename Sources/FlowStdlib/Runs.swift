@@ -50,6 +50,32 @@ extension Stdlib {
             let name = try call.string(0)
             return .object(PendingWait(kind: "signal", name: name, prompt: .str(name), timeout: try timeout(call, 1)))
         }
+        i.define("idempotency_key", parameters: []) { call in
+            call.interpreter.idempotencyKey.map { .str($0) } ?? .nilValue
+        }
+        // Files, when the host grants them; effects, so a replay neither reads again nor
+        // writes twice what a completed step wrote.
+        i.define(namespace: "fs", [
+            ("read", i.makeBuiltin("fs.read", parameters: ["path"]) { call in
+                let path = try call.string(0)
+                guard let read = call.interpreter.configuration.readSource else {
+                    throw call.error("this host does not let scripts read files", kind: "permission")
+                }
+                return try call.interpreter.effect("fs.read") {
+                    guard let text = read(path) else { throw call.error("cannot read '\(path)'", kind: "io") }
+                    return .str(text)
+                }
+            }),
+            ("exists", i.makeBuiltin("fs.exists", parameters: ["path"]) { call in
+                let path = try call.string(0)
+                guard let read = call.interpreter.configuration.readSource else {
+                    throw call.error("this host does not let scripts read files", kind: "permission")
+                }
+                return try call.interpreter.effect("fs.exists") { .bool(read(path) != nil) }
+            }),
+            ("write", i.makeBuiltin("fs.write", parameters: ["path", "text"]) { call in try writeFile(&call, append: false) }),
+            ("append", i.makeBuiltin("fs.append", parameters: ["path", "text"]) { call in try writeFile(&call, append: true) }),
+        ])
         i.declareSuspendingMethod("send")
         i.declareSuspendingMethod("receive")
         i.define("channel", parameters: ["capacity", "overflow"], required: 0) { call in
@@ -103,6 +129,18 @@ extension Stdlib {
             }
             guard let run else { throw call.error("no such run", kind: "value") }
             return .list(run.events)
+        }
+    }
+
+    static func writeFile(_ call: inout BuiltinCall, append: Bool) throws -> Value {
+        let path = try call.string(0), text = try call.string(1)
+        guard let write = call.interpreter.configuration.writeFile else {
+            throw call.error("this host does not let scripts write files", kind: "permission")
+        }
+        let c = call
+        return try call.interpreter.effect(append ? "fs.append" : "fs.write") {
+            do { try write(path, text, append) } catch { throw c.error("cannot write '\(path)': \(error)", kind: "io") }
+            return .nilValue
         }
     }
 

@@ -1,0 +1,245 @@
+import ArgumentParser
+import FlowRuntime
+import FlowStore
+import FlowSyntax
+import Foundation
+
+struct Runs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runs",
+        abstract: "List the runs in the store, newest first.",
+        discussion: "Columns: id, flow, status, when it started, how long it ran (so far), and what a waiting run waits for.\n\nExample: flow runs --status waiting")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "Only runs with this status: running, waiting, completed, failed or cancelled (repeatable).")
+    var status: [String] = []
+    @Option(help: "At most this many runs.")
+    var limit = 50
+    @Flag(help: "Only runs started from a script's top level (no child runs).")
+    var roots = false
+
+    func run() throws {
+        let valid = ["running", "waiting", "completed", "failed", "cancelled"]
+        for s in status where !valid.contains(s) {
+            throw ValidationError("--status must be one of \(valid.joined(separator: ", ")), found '\(s)'")
+        }
+        let store = try store.open(mustExist: true)
+        let runs = try store.runs(RunQuery(status: status.isEmpty ? nil : status, rootsOnly: roots, limit: limit))
+        if runs.isEmpty { print("no runs"); return }
+        let now = Date().timeIntervalSince1970
+        var rows = [["ID", "FLOW", "STATUS", "STARTED", "DURATION", "WAITING ON"]]
+        for r in runs {
+            let flow = r.parent == nil ? r.flow : "  " + r.flow
+            rows.append([r.id, flow, r.status, Durable.time(r.startedAt), Durable.duration((r.endedAt ?? now) - r.startedAt),
+                         r.waitingOn ?? ""])
+        }
+        printTable(rows)
+    }
+}
+
+func printTable(_ rows: [[String]]) {
+    let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
+    for row in rows {
+        let line = row.enumerated().map { c, cell in cell + String(repeating: " ", count: widths[c] - cell.count) }
+            .joined(separator: "  ")
+        print(line.trimmingCharacters(in: .whitespaces))
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Show a run's timeline: every event, with the state after each one that changed it.",
+        discussion: "With --at N, the timeline up to event N and the state as it was then.\n\nExample: flow history 7xk2ab-1 --at 4")
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The run's id (see flow runs).", valueName: "run"))
+    var id: String
+    @Option(help: "Stop at this event (its number in the first column) and show the state there.")
+    var at: Int?
+
+    func run() throws {
+        let store = try store.open(mustExist: true)
+        guard let record = try store.run(id: id) else {
+            SourceLoader.printError("flow: no run '\(id)' in the store (flow runs lists them)\n")
+            throw ExitCode(66)
+        }
+        let events = try store.events(run: id)
+        if let at, !(1...max(1, events.count)).contains(at) || events.isEmpty {
+            SourceLoader.printError("flow: run \(id) has events 1 to \(events.count); --at \(at) is not one of them\n")
+            throw ExitCode(64)
+        }
+        var header = "run \(record.id)  flow \(record.flow)  \(record.status)  started \(Durable.time(record.startedAt))"
+        if let p = record.parent { header += "  parent \(p)" }
+        if let w = record.waitingOn { header += "  waiting for \(w)" }
+        if let f = record.forkOf { header += "  forked from \(f) at event \(record.forkAt ?? 0)" }
+        print(header)
+        let state = MapBox()
+        for e in events {
+            if let at, e.seq > at { break }
+            let fields = Durable.decode(e.data)
+            var line = String(e.seq).leftPad(4) + "  " + ("+" + Durable.duration(e.at - record.startedAt)).leftPad(9) + "  " + e.type
+            if case .map(let m) = fields {
+                for entry in m.entries {
+                    guard let k = entry.key.stringValue, !["node", "keys", "old"].contains(k) else { continue }
+                    if k == "path" { line += " " + Printer.display(entry.value); continue }
+                    line += " \(k)=\(Printer.repr(entry.value, limit: 60))"
+                }
+                if e.type == "state", case .list(let keys)? = m.get("keys") {
+                    StateReplay.apply(state, keys: keys.items, value: m.get("new") ?? .nilValue)
+                    line += "\n" + String(repeating: " ", count: 17) + "$ = " + Printer.repr(.map(state), limit: 200)
+                }
+            }
+            print(line)
+        }
+        if let at {
+            print("state at event \(at): \(Printer.repr(.map(state)))")
+        }
+    }
+}
+
+/// Rebuilds a run's state from its `state` events.
+enum StateReplay {
+    static func apply(_ state: MapBox, keys: [Value], value: Value) {
+        guard let last = keys.last else { return }
+        var container = Value.map(state)
+        for k in keys.dropLast() {
+            switch container {
+            case .map(let m): container = m.get(k) ?? .nilValue
+            case .list(let l): if case .int(let i) = k, l.items.indices.contains(i) { container = l.items[i] } else { return }
+            default: return
+            }
+        }
+        switch container {
+        case .map(let m): _ = m.set(last, value)
+        case .list(let l): if case .int(let i) = last, l.items.indices.contains(i) { l.items[i] = value }
+        default: return
+        }
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue unfinished runs: one run's script, or every unfinished script.",
+        discussion: """
+        Re-executes the script a run belongs to, from the source it started with: every \
+        effect its runs recorded (node results, timers, now(), approvals…) comes back from \
+        the log without running again, and execution goes live where the log ends. A \
+        script whose process is still alive is left alone.
+
+        Example: flow resume            (every unfinished script)
+                 flow resume 7xk2ab-1   (the script of that run)
+        """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "How to show the events of runs: tree, plain, json or none.")
+    var events: String?
+    @ArgumentParser.Argument(help: ArgumentHelp("A run's id; without it, every unfinished script is resumed.", valueName: "run"))
+    var id: String?
+
+    func run() throws {
+        let display = try EventDisplay.parse(events)
+        let store = try store.open(mustExist: true)
+        if let id {
+            guard let record = try store.run(id: id) else {
+                SourceLoader.printError("flow: no run '\(id)' in the store (flow runs lists them)\n")
+                throw ExitCode(66)
+            }
+            if record.isFinished {
+                print("run \(id) has already \(record.status == "completed" ? "completed" : "ended (\(record.status))")")
+                return
+            }
+            let code = try Durable.resume(scriptOf: record, store: store, display: display)
+            if code != 0 { throw ExitCode(code) }
+            return
+        }
+        let unfinished = try store.scripts(status: ["running", "waiting"])
+        if unfinished.isEmpty { print("nothing to resume"); return }
+        var worst: Int32 = 0
+        for script in unfinished {
+            SourceLoader.printError("flow: resuming script \(script.id) (\(script.path))\n")
+            worst = max(worst, try Durable.resume(script, store: store, display: display))
+        }
+        if worst != 0 { throw ExitCode(worst) }
+    }
+}
+
+/// Shared by approve, signal and cancel: posts a message, then resumes the run's script
+/// unless a live process executes it (that process polls its inbox).
+func deliver(to run: String, store options: StoreOptions, events: String?, kind: String, name: String = "", value: Value) throws {
+    let display = try EventDisplay.parse(events)
+    let store = try options.open(mustExist: true)
+    guard let record = try store.run(id: run) else {
+        SourceLoader.printError("flow: no run '\(run)' in the store (flow runs lists them)\n")
+        throw ExitCode(66)
+    }
+    if record.isFinished {
+        SourceLoader.printError("flow: run \(run) has already \(record.status == "completed" ? "completed" : "ended (\(record.status))")\n")
+        throw ExitCode(65)
+    }
+    try store.post(InboxMessage(run: run, kind: kind, name: name, data: try JSONText.encode(value, tagged: true),
+                                at: Date().timeIntervalSince1970))
+    let code = try Durable.resume(scriptOf: record, store: store, display: display)
+    if code != 0 { throw ExitCode(code) }
+}
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve",
+        abstract: "Approve (or reject) what a waiting run asks for, and let it go on.",
+        discussion: "`await approve(prompt)` in the run returns true (false with --reject).\n\nExample: flow approve 7xk2ab-1 --reject --reason \"not on a Friday\"")
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The waiting run's id.", valueName: "run"))
+    var id: String
+    @Flag(help: "Reject instead of approving.")
+    var reject = false
+    @Option(help: "Why (kept in the run's history).")
+    var reason: String?
+    @Option(help: "How to show the events of the resumed runs: tree, plain, json or none.")
+    var events: String?
+
+    func run() throws {
+        var fields: [(String, Value)] = [("approved", .bool(!reject))]
+        if let reason { fields.append(("reason", .str(reason))) }
+        fields.append(("by", .str(ProcessInfo.processInfo.environment["USER"] ?? "cli")))
+        try deliver(to: id, store: store, events: events, kind: "approval", value: .map(MapBox(fields)))
+    }
+}
+
+struct Signal: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "signal",
+        abstract: "Send a signal to a run: `await signal(NAME)` in it gives VALUE.",
+        discussion: "VALUE is read as JSON when it is valid JSON (42, true, {\"a\": 1}), as text otherwise.\n\nExample: flow signal 7xk2ab-1 budget 250")
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The run's id.", valueName: "run")) var id: String
+    @ArgumentParser.Argument(help: "The signal's name.") var name: String
+    @ArgumentParser.Argument(help: "The value sent.") var value: String
+    @Option(help: "How to show the events of the resumed runs: tree, plain, json or none.")
+    var events: String?
+
+    func run() throws {
+        let v = (try? JSONText.decode(value).value) ?? .str(value)
+        try deliver(to: id, store: store, events: events, kind: "signal", name: name, value: v)
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel an unfinished run: it stops where it is and its compensations run.",
+        discussion: "The run takes the cancellation at its next effect (or at once when it waits for an approval or a signal).\n\nExample: flow cancel 7xk2ab-1")
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The run's id.", valueName: "run")) var id: String
+    @Option(help: "How to show the events of the resumed runs: tree, plain, json or none.")
+    var events: String?
+
+    func run() throws {
+        try deliver(to: id, store: store, events: events, kind: "cancel", value: .nilValue)
+    }
+}
+

@@ -1,0 +1,155 @@
+import ArgumentParser
+import FlowRuntime
+import FlowStdlib
+import FlowStore
+import FlowSQLite
+import FlowSyntax
+import Foundation
+
+/// `--store PATH|memory`, shared by every command that touches runs.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .customLong("store"), help: ArgumentHelp(
+        "Where runs are recorded: a SQLite file, or 'memory' (nothing is kept after the process). Default: $FLOW_STORE, else .flow/flow.db in the working directory.",
+        valueName: "path"))
+    var path: String?
+
+    var resolved: String {
+        if let path { return path }
+        if let env = ProcessInfo.processInfo.environment["FLOW_STORE"], !env.isEmpty { return env }
+        return ".flow/flow.db"
+    }
+
+    /// Opens the store, creating its folder; prints why not and exits 74 on failure.
+    func open(mustExist: Bool = false) throws -> any RunStore {
+        let path = resolved
+        if path == "memory" { return MemoryStore() }
+        let dir = (path as NSString).deletingLastPathComponent
+        if mustExist && !FileManager.default.fileExists(atPath: path) {
+            SourceLoader.printError("flow: no store at '\(path)' (runs are recorded there by `flow run`; --store or FLOW_STORE chooses another)\n")
+            throw ExitCode(66)
+        }
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                SourceLoader.printError("flow: cannot create '\(dir)' for the store: \(error.localizedDescription)\n")
+                throw ExitCode(74)
+            }
+        }
+        do { return try SQLiteStore(path: path) } catch {
+            SourceLoader.printError("flow: \(error)\n")
+            throw ExitCode(74)
+        }
+    }
+}
+
+enum Durable {
+    /// A new script id: 6 characters, unique in the store.
+    static func newScriptID(in store: any RunStore) throws -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+        while true {
+            let id = String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+            if try store.script(id: id) == nil { return id }
+        }
+    }
+
+    /// Whether the process that owns a script (host:pid) is alive on this machine.
+    static func ownerIsAlive(_ owner: String?) -> Bool {
+        guard let owner, let colon = owner.lastIndex(of: ":"), let pid = Int32(owner[owner.index(after: colon)...]) else { return false }
+        guard String(owner[..<colon]) == String(Configuration.defaultOwner.split(separator: ":").dropLast().joined(separator: ":")) else {
+            // Another machine: assume it is alive (it holds the script).
+            return true
+        }
+        if pid == getpid() { return false }
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // A killed process nobody has waited for yet is a zombie: dead.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+            if state == "Z" || state == "X" { return false }
+        }
+        return true
+    }
+
+    /// Runs (or re-executes) a recorded script and reports how it ended; returns the exit code.
+    static func execute(_ file: SourceFile, script: ScriptRecord, resuming: Bool, store: any RunStore,
+                        display: EventDisplay, arguments: [String]) -> Int32 {
+        var configuration = SourceLoader.configuration()
+        configuration.arguments = arguments
+        configuration.store = store
+        configuration.suspendWhenIdle = true
+        configuration.environment = ProcessInfo.processInfo.environment
+        let progress = Progress(display: display)
+        configuration.onEvent = { progress.receive($0) }
+        let engine = Stdlib.makeEngine(configuration)
+        progress.interpreter = engine.interpreter
+        defer { (store as? SQLiteStore).map { try? $0.checkpoint() } }
+        do {
+            // Warnings are shown before the script's output, without stopping it.
+            try engine.run(file, script: script, resuming: resuming) { warnings in
+                if !warnings.isEmpty { SourceLoader.printError(DiagnosticRenderer.render(warnings)) }
+            }
+            return 0
+        } catch let failure as CompileFailure {
+            SourceLoader.printError(DiagnosticRenderer.render(failure.diagnostics) + summary(failure.diagnostics))
+            return 65
+        } catch let error as FlowError {
+            SourceLoader.printError(error.rendered)
+            return 70
+        } catch let s as RunsSuspended {
+            for w in s.waiting {
+                let how = w.on.hasPrefix("approval") ? "flow approve \(w.run)" : "flow signal \(w.run) NAME VALUE"
+                SourceLoader.printError("flow: run \(w.run) is waiting for \(w.on) (\(how))\n")
+            }
+            return 0
+        } catch let d as ReplayDivergence {
+            SourceLoader.printError("flow: \(d)\n(the run is left as it was; resume it with code that agrees with its log)\n")
+            return 70
+        } catch {
+            SourceLoader.printError("flow: \(error)\n")
+            return 70
+        }
+    }
+
+    /// Re-executes the script a run belongs to, unless its process is alive.
+    static func resume(scriptOf run: RunRecord, store: any RunStore, display: EventDisplay) throws -> Int32 {
+        guard let script = try store.script(id: run.script) else {
+            SourceLoader.printError("flow: the script of run \(run.id) is not in the store\n")
+            return 66
+        }
+        return try resume(script, store: store, display: display)
+    }
+
+    static func resume(_ script: ScriptRecord, store: any RunStore, display: EventDisplay) throws -> Int32 {
+        if ownerIsAlive(script.owner) {
+            SourceLoader.printError("flow: script \(script.id) (\(script.path)) is being executed by \(script.owner ?? "?"); it takes messages itself\n")
+            return 0
+        }
+        let arguments = (try? JSONDecoder().decode([String].self, from: Data(script.arguments.utf8))) ?? []
+        let file = SourceFile(path: script.path, text: script.source)
+        return execute(file, script: script, resuming: true, store: store, display: display, arguments: arguments)
+    }
+
+    /// Local time, to the second.
+    static func time(_ t: Double) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        Printer.formatDuration(Int(seconds * 1e9))
+    }
+
+    static func decode(_ text: String) -> Value {
+        (try? JSONText.decode(text, tagged: true).value) ?? .str(text)
+    }
+}
+
+extension EventDisplay {
+    static func parse(_ text: String?) throws -> EventDisplay {
+        guard let text else { return .automatic }
+        guard let d = EventDisplay(rawValue: text) else {
+            throw ValidationError("--events must be one of \(EventDisplay.allCases.map { $0.rawValue }.joined(separator: ", ")), found '\(text)'")
+        }
+        return d
+    }
+}
