@@ -17,11 +17,18 @@ import Testing
 
     struct Outcome { let status: Int32; let stdout: String; let stderr: String }
 
-    static func flow(_ arguments: [String], input: String? = nil) throws -> Outcome {
+    /// Where the CLI's runs go in tests: one store per test process, never the repo's.
+    static let store = FileManager.default.temporaryDirectory
+        .appendingPathComponent("flow-cli-tests-\(getpid())/flow.db").path
+
+    static func flow(_ arguments: [String], input: String? = nil, store: String? = nil) throws -> Outcome {
         let p = Process()
         p.executableURL = binary
         p.arguments = arguments
         p.currentDirectoryURL = root
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOW_STORE"] = store ?? CLITests.store
+        p.environment = environment
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
