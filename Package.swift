@@ -24,7 +24,8 @@ let package = Package(
         // record runs without pulling in a database.
         .target(name: "FlowStore"),
         // The SQLite store (GRDB, system SQLite), for hosts that want durability on disk.
-        .target(name: "FlowSQLite", dependencies: ["FlowStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "FlowSQLite", dependencies: ["FlowStore", .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // Async functions run on their caller's executor (SE-0461): the interpreter's
         // async path calls evalAsync at every node, and hopping executors each time cost
         // most of a node's time.

@@ -45,7 +45,8 @@ struct Run: ParsableCommand {
         let script = ScriptRecord(id: try Durable.newScriptID(in: store), path: file, source: source.text,
                                   arguments: JSONText.quoteList(arguments), directory: directory,
                                   startedAt: Date().timeIntervalSince1970)
-        let code = Durable.execute(source, script: script, resuming: false, store: store, display: display, arguments: arguments)
+        let recording = self.store.resolved == "none" ? nil : store
+        let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display, arguments: arguments)
         if code != 0 { throw ExitCode(code) }
     }
 }

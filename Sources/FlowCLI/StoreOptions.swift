@@ -9,7 +9,7 @@ import Foundation
 /// `--store PATH|memory`, shared by every command that touches runs.
 struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("store"), help: ArgumentHelp(
-        "Where runs are recorded: a SQLite file, or 'memory' (nothing is kept after the process). Default: $FLOW_STORE, else .flow/flow.db in the working directory.",
+        "Where runs are recorded: a SQLite file; 'memory' (recorded in memory, gone with the process); 'none' (not recorded: nothing can wait for an approval or be resumed). Default: $FLOW_STORE, else .flow/flow.db in the working directory.",
         valueName: "path"))
     var path: String?
 
@@ -22,7 +22,7 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store, creating its folder; prints why not and exits 74 on failure.
     func open(mustExist: Bool = false) throws -> any RunStore {
         let path = resolved
-        if path == "memory" { return MemoryStore() }
+        if path == "memory" || path == "none" { return MemoryStore() }
         let dir = (path as NSString).deletingLastPathComponent
         if mustExist && !FileManager.default.fileExists(atPath: path) {
             SourceLoader.printError("flow: no store at '\(path)' (runs are recorded there by `flow run`; --store or FLOW_STORE chooses another)\n")
@@ -70,7 +70,7 @@ enum Durable {
     }
 
     /// Runs (or re-executes) a recorded script and reports how it ended; returns the exit code.
-    static func execute(_ file: SourceFile, script: ScriptRecord, resuming: Bool, store: any RunStore,
+    static func execute(_ file: SourceFile, script: ScriptRecord, resuming: Bool, store: (any RunStore)?,
                         display: EventDisplay, arguments: [String]) -> Int32 {
         var configuration = SourceLoader.configuration()
         configuration.arguments = arguments

@@ -45,6 +45,8 @@ final class RunLog {
     /// Appended events not yet written; written with the next effect (or the run's end).
     var pending: [EventRecord] = []
     var consumed: [Int] = []
+    /// When the oldest buffered event was appended (unix seconds).
+    var pendingSince = 0.0
     /// `flow cancel` asked for it while no process ran it: the run replays, then is
     /// cancelled where it would go live.
     var cancelRequested = false
@@ -130,6 +132,8 @@ extension Interpreter {
         log.pending.append(EventRecord(run: run.id, seq: log.nextSeq, type: "output", key: key,
                                        at: configuration.clock.wallTime(), data: "{\"text\":\(JSONText.quote(text))}"))
         log.nextSeq += 1
+        // Written before the text goes out, so a replay never prints it again.
+        try flush(run)
         return true
     }
 
@@ -206,9 +210,16 @@ extension Interpreter {
     // MARK: - Recording
 
     /// Appends an event to a durable run's log (not when replay re-creates a recorded
-    /// one). Effects are written at once, with the events buffered before them. Returns
-    /// false when the event was already in the log.
-    func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, event: MapBox) throws -> Bool {
+    /// one). Returns false when the event was already in the log.
+    ///
+    /// When it is written: an event that must survive a crash before the run goes on
+    /// (`durable`: a timer's deadline, a file written, a tool called, a message taken) is
+    /// written at once, with everything buffered before it; the others — node results
+    /// among them — wait for the next such write, the run's end, or 20 ms. A crash can
+    /// only lose results of work that did nothing outside the process since the last
+    /// write (a node that only computed): replay runs that work again, and whatever it
+    /// did outside the process was written before it was done (docs/durability.md).
+    func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, event: MapBox, durable: Bool = false) throws -> Bool {
         let key = explicit ?? (Run.scope ?? run.rootScope).next("event:" + type)
         if log.recorded[key] != nil { return false }
         // The fields after seq, type, run and at.
@@ -216,7 +227,9 @@ extension Interpreter {
         log.pending.append(EventRecord(run: run.id, seq: log.nextSeq, type: type, key: key,
                                        at: configuration.clock.wallTime(), data: encodeStored(.map(fields))))
         log.nextSeq += 1
-        if explicit != nil || log.pending.count >= 256 { try flush(run) }
+        let now = log.pending.last!.at
+        if log.pending.count == 1 { log.pendingSince = now }
+        if durable || log.pending.count >= 256 || now - log.pendingSince > 0.02 { try flush(run) }
         return true
     }
 
@@ -312,13 +325,13 @@ extension Interpreter {
 
     /// An instantaneous effect (`now()`, `random()`, reading the environment): the
     /// recorded value on replay; otherwise `produce()`, recorded under `@name#k`.
-    public func effect(_ name: String, _ produce: () throws -> Value) throws -> Value {
+    public func effect(_ name: String, durable: Bool = false, _ produce: () throws -> Value) throws -> Value {
         guard let run = Run.current, let log = run.log else { return try produce() }
         let key = (Run.scope ?? run.rootScope).next("@" + name)
         if let r = try takeRecorded(key, in: run), case .map(let m) = r.event { return m.get("value") ?? .nilValue }
         let v = try produce()
         try emit(run, intern("effect"), [MapBox.Entry(key: .str("name"), value: .str(name)),
-                                          MapBox.Entry(key: .str("value"), value: v)], key: key)
+                                          MapBox.Entry(key: .str("value"), value: v)], key: key, durable: durable)
         _ = log
         return v
     }
@@ -342,7 +355,7 @@ extension Interpreter {
             }
             let key = (Run.scope ?? run.rootScope).peek("@" + name)
             var c = call
-            let v = try call.interpreter.effect(name) { try body(&c, run.id + ":" + key) }
+            let v = try call.interpreter.effect(name, durable: true) { try body(&c, run.id + ":" + key) }
             return v
         }
     }
@@ -364,7 +377,7 @@ extension Interpreter {
             remaining = max(0, Int((deadline - clock.wallTime()) * 1e9))
         } else {
             try emit(run, intern("timer:start"), [MapBox.Entry(key: .str("deadline"), value: .float(clock.wallTime() + Double(nanoseconds) / 1e9)),
-                                                  MapBox.Entry(key: .str("duration"), value: .duration(nanoseconds))], key: startKey)
+                                                  MapBox.Entry(key: .str("duration"), value: .duration(nanoseconds))], key: startKey, durable: true)
         }
         try await sleep(nanoseconds: remaining)
         try emit(run, intern("timer:end"), [], key: key)
@@ -412,7 +425,7 @@ extension Interpreter {
                 deadline = clock.wallTime() + Double(timeout) / 1e9
                 fields.append(MapBox.Entry(key: .str("deadline"), value: .float(deadline!)))
             }
-            try emit(run, intern("wait:start"), fields, key: startKey)
+            try emit(run, intern("wait:start"), fields, key: startKey, durable: true)
         }
         let waitingOn = kind == "approval" ? "approval: \(Printer.display(prompt))" : "signal: \(name)"
         while true {
@@ -436,7 +449,7 @@ extension Interpreter {
                 if case .map(let decision) = value { fields.append(contentsOf: decision.entries) } else {
                     fields.append(MapBox.Entry(key: .str("value"), value: value))
                 }
-                let event = try emit(run, intern(kind), fields, key: key)
+                let event = try emit(run, intern(kind), fields, key: key, durable: true)
                 return try waitOutcome(event, kind: kind, timeout: timeout, at: range)
             }
             if let deadline, clock.wallTime() >= deadline {

@@ -29,76 +29,105 @@ public enum JSONText {
     }
 
     public static func quote(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         quote(s, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if c.value < 0x20 {
-                    let hex = String(c.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else { out.unicodeScalars.append(c) }
+    static let hex = Array("0123456789abcdef".utf8)
+
+    /// Appends `s` as a JSON string: runs of plain bytes are copied whole.
+    static func quote(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { bytes in
+            var start = 0
+            for i in 0..<bytes.count {
+                let c = bytes[i]
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
+                start = i + 1
+                out.append(UInt8(ascii: "\\"))
+                switch c {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(c)
+                case 10: out.append(UInt8(ascii: "n"))
+                case 13: out.append(UInt8(ascii: "r"))
+                case 9: out.append(UInt8(ascii: "t"))
+                default:
+                    out.append(contentsOf: Array("u00".utf8))
+                    out.append(hex[Int(c >> 4)])
+                    out.append(hex[Int(c & 15)])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 
     struct Encoder {
         let indent: Int
         let tagged: Bool
-        var out = ""
+        var bytes: [UInt8] = []
         var seen = Set<ObjectIdentifier>()
+
+        init(indent: Int, tagged: Bool) {
+            self.indent = indent
+            self.tagged = tagged
+            bytes.reserveCapacity(128)
+        }
+
+        var out: String { String(decoding: bytes, as: UTF8.self) }
+
+        mutating func put(_ s: StaticString) {
+            s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        }
+
+        mutating func put(_ s: String) {
+            var s = s
+            s.withUTF8 { bytes.append(contentsOf: $0) }
+        }
 
         mutating func newline(_ level: Int) {
             guard indent > 0 else { return }
-            out += "\n" + String(repeating: " ", count: indent * level)
+            bytes.append(10)
+            bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * level))
         }
 
         /// `[items…]` with the encoder's layout.
         mutating func array<C: Collection>(_ items: C, level: Int, _ each: (inout Encoder, C.Element) throws(Failure) -> Void) throws(Failure) {
-            if items.isEmpty { out += "[]"; return }
-            out += "["
+            if items.isEmpty { put("[]"); return }
+            put("[")
             var first = true
             for x in items {
-                if !first { out += "," }
+                if !first { put(",") }
                 first = false
                 newline(level + 1)
                 try each(&self, x)
             }
             newline(level)
-            out += "]"
+            put("]")
         }
 
-        mutating func tag(_ name: String, level: Int, _ body: (inout Encoder) throws(Failure) -> Void) throws(Failure) {
-            out += "{"
-            quote(name, into: &out)
-            out += indent > 0 ? ": " : ":"
+        mutating func tag(_ name: StaticString, level: Int, _ body: (inout Encoder) throws(Failure) -> Void) throws(Failure) {
+            put("{\"")
+            put(name)
+            put(indent > 0 ? "\": " : "\":")
             try body(&self)
-            out += "}"
+            put("}")
         }
 
         mutating func value(_ v: Value, level: Int) throws(Failure) {
             switch v {
-            case .nilValue: out += "null"
-            case .bool(let b): out += b ? "true" : "false"
-            case .int(let i): out += String(i)
+            case .nilValue: put("null")
+            case .bool(let b): put(b ? "true" : "false")
+            case .int(let i): put(String(i))
             case .float(let f):
-                if f.isFinite { out += f.description; return }
+                if f.isFinite { put(f.description); return }
                 guard tagged else { throw Failure(message: "cannot encode \(Printer.formatFloat(f)) as JSON") }
-                try tag("$float", level: level) { e throws(Failure) in e.out += f.isNaN ? "\"nan\"" : f > 0 ? "\"inf\"" : "\"-inf\"" }
+                try tag("$float", level: level) { e throws(Failure) in e.put(f.isNaN ? "\"nan\"" : f > 0 ? "\"inf\"" : "\"-inf\"") }
             case .duration(let d):
-                if tagged { try tag("$duration", level: level) { e throws(Failure) in e.out += String(d) } } else { quote(Printer.formatDuration(d), into: &out) }
-            case .string(let s): quote(s.value, into: &out)
+                if tagged { try tag("$duration", level: level) { e throws(Failure) in e.put(String(d)) } } else { quote(Printer.formatDuration(d), into: &bytes) }
+            case .string(let s): quote(s.value, into: &bytes)
             case .list(let l):
                 let id = ObjectIdentifier(l)
                 guard seen.insert(id).inserted else { throw Failure(message: "cannot encode a list that contains itself") }
@@ -111,48 +140,48 @@ public enum JSONText {
                 let entries = m.entries
                 if tagged && entries.contains(where: { e in
                     guard case .string(let s) = e.key else { return true }
-                    return s.value.hasPrefix("$")
+                    return s.value.utf8.first == UInt8(ascii: "$")
                 }) {
                     // Keys that JSON objects cannot hold: pairs.
                     try tag("$map", level: level) { e throws(Failure) in
                         try e.array(entries, level: level) { e, entry throws(Failure) in
-                            e.out += "["
+                            e.put("[")
                             try e.value(entry.key, level: level + 1)
-                            e.out += ","
+                            e.put(",")
                             try e.value(entry.value, level: level + 1)
-                            e.out += "]"
+                            e.put("]")
                         }
                     }
                     return
                 }
-                if entries.isEmpty { out += "{}"; return }
-                out += "{"
+                if entries.isEmpty { put("{}"); return }
+                put("{")
                 var first = true
                 for entry in entries {
-                    if !first { out += "," }
+                    if !first { put(",") }
                     first = false
                     newline(level + 1)
-                    if case .string(let s) = entry.key { quote(s.value, into: &out) } else { quote(Printer.display(entry.key), into: &out) }
-                    out += indent > 0 ? ": " : ":"
+                    if case .string(let s) = entry.key { quote(s.value, into: &bytes) } else { quote(Printer.display(entry.key), into: &bytes) }
+                    put(indent > 0 ? ": " : ":")
                     try value(entry.value, level: level + 1)
                 }
                 newline(level)
-                out += "}"
+                put("}")
             case .error(let e):
                 if !tagged {
-                    out += "{\"kind\":"; quote(e.kind, into: &out); out += ",\"message\":"; quote(e.message, into: &out); out += "}"
+                    put("{\"kind\":"); quote(e.kind, into: &bytes); put(",\"message\":"); quote(e.message, into: &bytes); put("}")
                     return
                 }
                 try tag("$error", level: level) { enc throws(Failure) in
-                    enc.out += "{\"kind\":"; quote(e.kind, into: &enc.out)
-                    enc.out += ",\"message\":"; quote(e.message, into: &enc.out)
-                    if !e.data.isNil { enc.out += ",\"data\":"; try enc.value(e.data, level: level + 1) }
-                    if let p = e.path { enc.out += ",\"path\":"; quote(p, into: &enc.out) }
-                    enc.out += "}"
+                    enc.put("{\"kind\":"); quote(e.kind, into: &enc.bytes)
+                    enc.put(",\"message\":"); quote(e.message, into: &enc.bytes)
+                    if !e.data.isNil { enc.put(",\"data\":"); try enc.value(e.data, level: level + 1) }
+                    if let p = e.path { enc.put(",\"path\":"); quote(p, into: &enc.bytes) }
+                    enc.put("}")
                 }
             default:
                 guard tagged else { throw Failure(message: "cannot encode a value of type \(v.typeName) as JSON") }
-                try tag("$opaque", level: level) { e throws(Failure) in quote(v.typeName, into: &e.out) }
+                try tag("$opaque", level: level) { e throws(Failure) in quote(v.typeName, into: &e.bytes) }
             }
         }
     }

@@ -276,7 +276,7 @@ extension Interpreter {
 
     /// Emits an event whose extra fields are already entries (keys boxed).
     @discardableResult
-    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil) throws -> Value {
+    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         // Keys, the type and the run id are interned: a run keeps all its events, and
         // boxing each key again would be most of their memory.
         let k = keys
@@ -293,7 +293,7 @@ extension Interpreter {
         let type = type.value
         let box = MapBox(distinct: entries)
         let value = Value.map(box)
-        if let log = run.log, try !record(run, log, type: type, key: key, event: box) {
+        if let log = run.log, try !record(run, log, type: type, key: key, event: box, durable: durable) {
             // Replay re-created an event the log holds: it is already in `run.events`.
             return value
         }

@@ -1,5 +1,7 @@
 import FlowStore
 import GRDB
+import GRDBSQLite
+import Synchronization
 
 /// The embedded default store: one SQLite file in WAL mode, through GRDB.
 ///
@@ -16,6 +18,9 @@ public final class SQLiteStore: RunStore, Sendable {
 
     private let db: DatabaseQueue
     public let path: String
+    /// The last event number of each run this store appended to: a run's log has one
+    /// writer, so after the first append the check needs no query.
+    private let lastSeq = Mutex<[String: Int]>([:])
 
     public init(path: String, synchronous: Synchronous = .normal, busyTimeout: Double = 10) throws {
         self.path = path
@@ -70,12 +75,35 @@ public final class SQLiteStore: RunStore, Sendable {
         }
     }
 
+    /// One immediate transaction. BEGIN and COMMIT are prepared once and stepped
+    /// directly: GRDB's own transaction methods parse their SQL each time, which was most
+    /// of the cost of a one-event commit.
     private func transaction(_ body: (Database) throws -> Void) throws {
-        try perform { db in try db.inTransaction(.immediate) { try body(db); return .commit } }
+        try perform { db in
+            try Self.step(db, "BEGIN IMMEDIATE")
+            do {
+                try body(db)
+                try Self.step(db, "COMMIT")
+            } catch {
+                try? Self.step(db, "ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private static func step(_ db: Database, _ sql: String) throws {
+        let s = try db.cachedStatement(sql: sql).sqliteStatement
+        sqlite3_reset(s)
+        let rc = sqlite3_step(s)
+        sqlite3_reset(s)
+        guard rc == SQLITE_DONE else {
+            throw StoreError(String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
     }
 
     public func write(_ batch: StoreBatch) throws {
         guard !batch.isEmpty else { return }
+        var appended: [String: Int] = [:]
         try transaction { db in
             for s in batch.scripts {
                 try db.cachedStatement(sql: """
@@ -101,23 +129,47 @@ public final class SQLiteStore: RunStore, Sendable {
                                              r.outcome, r.waitingOn, r.startedAt, r.endedAt, r.forkOf, r.forkAt])
             }
             var next: [String: Int] = [:]
-            for e in batch.events {
-                let expected: Int
-                if let n = next[e.run] { expected = n } else {
-                    let last = try Int.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM event WHERE run = ?"),
-                                                arguments: [e.run]) ?? 0
-                    expected = last + 1
+            let known = batch.events.isEmpty ? [:] : lastSeq.withLock { $0 }
+            if !batch.events.isEmpty {
+                // Events are the hot path (one write per node): bound straight to SQLite.
+                let insert = try db.cachedStatement(sql: "INSERT INTO event (run, seq, type, key, at, data) VALUES (?, ?, ?, ?, ?, ?)")
+                for e in batch.events {
+                    let expected: Int
+                    if let n = next[e.run] { expected = n } else if let last = known[e.run] { expected = last + 1 } else {
+                        let last = try Int.fetchOne(db.cachedStatement(sql: "SELECT MAX(seq) FROM event WHERE run = ?"),
+                                                    arguments: [e.run]) ?? 0
+                        expected = last + 1
+                    }
+                    guard e.seq == expected else {
+                        throw StoreError("event \(e.seq) of run \(e.run) is out of order: the log expects \(expected)")
+                    }
+                    next[e.run] = e.seq + 1
+                    try Self.insert(e, with: insert.sqliteStatement, db: db)
                 }
-                guard e.seq == expected else {
-                    throw StoreError("event \(e.seq) of run \(e.run) is out of order: the log expects \(expected)")
-                }
-                next[e.run] = e.seq + 1
-                try db.cachedStatement(sql: "INSERT INTO event (run, seq, type, key, at, data) VALUES (?, ?, ?, ?, ?, ?)")
-                    .execute(arguments: [e.run, e.seq, e.type, e.key, e.at, e.data])
             }
             for id in batch.consumed {
                 try db.cachedStatement(sql: "DELETE FROM inbox WHERE id = ?").execute(arguments: [id])
             }
+            appended = next
+        }
+        // Only once the transaction committed (a throw above leaves the cache as it was).
+        if !appended.isEmpty { lastSeq.withLock { for (run, n) in appended { $0[run] = n - 1 } } }
+    }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    private static func insert(_ e: EventRecord, with s: OpaquePointer, db: Database) throws {
+        sqlite3_reset(s)
+        sqlite3_bind_text(s, 1, e.run, -1, transient)
+        sqlite3_bind_int64(s, 2, Int64(e.seq))
+        sqlite3_bind_text(s, 3, e.type, -1, transient)
+        sqlite3_bind_text(s, 4, e.key, -1, transient)
+        sqlite3_bind_double(s, 5, e.at)
+        sqlite3_bind_text(s, 6, e.data, -1, transient)
+        let rc = sqlite3_step(s)
+        sqlite3_reset(s)
+        guard rc == SQLITE_DONE else {
+            throw StoreError("cannot append event \(e.seq) of run \(e.run): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
         }
     }
 

@@ -138,7 +138,7 @@ extension Stdlib {
             throw call.error("this host does not let scripts write files", kind: "permission")
         }
         let c = call
-        return try call.interpreter.effect(append ? "fs.append" : "fs.write") {
+        return try call.interpreter.effect(append ? "fs.append" : "fs.write", durable: true) {
             do { try write(path, text, append) } catch { throw c.error("cannot write '\(path)': \(error)", kind: "io") }
             return .nilValue
         }
