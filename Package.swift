@@ -39,7 +39,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FlowSyntaxTests", dependencies: ["FlowSyntax"]),
-        .testTarget(name: "FlowRuntimeTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"]),
+        .testTarget(name: "FlowRuntimeTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib", "FlowStore"]),
         .testTarget(name: "FlowStoreTests", dependencies: ["FlowStore", "FlowSQLite"]),
         .testTarget(name: "FlowCLITests", dependencies: ["FlowCLI"]),
         .testTarget(name: "GoldenTests", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStdlib"],

@@ -45,6 +45,8 @@ final class RunLog {
     /// Appended events not yet written; written with the next effect (or the run's end).
     var pending: [EventRecord] = []
     var consumed: [Int] = []
+    /// Whether the record is in the store yet.
+    var written = false
     /// When the oldest buffered event was appended (unix seconds).
     var pendingSince = 0.0
     /// `flow cancel` asked for it while no process ran it: the run replays, then is
@@ -176,6 +178,7 @@ extension Interpreter {
     func loadLog(_ record: RunRecord, into run: Run) throws -> RunLog {
         guard let store = configuration.store else { throw FlowError(kind: "store", message: "no store", at: nil) }
         let log = RunLog(record: record)
+        log.written = true
         let k = keys
         for e in try store.events(run: record.id) {
             let decoded: JSONText.Decoded
@@ -236,6 +239,8 @@ extension Interpreter {
     /// Writes what a run has buffered (and its record, if it changed) in one transaction.
     func flush(_ run: Run) throws {
         guard let store = configuration.store, let log = run.log, log.dirty || !log.pending.isEmpty || !log.consumed.isEmpty else { return }
+        // A run is found again through its parent: the parent's record goes first.
+        if let parent = run.parent, let p = parent.log, !p.written { try flush(parent) }
         let batch = StoreBatch(runs: log.dirty ? [log.record] : [], events: log.pending, consumed: log.consumed)
         do { try store.write(batch) } catch {
             throw FlowError(kind: "store", message: "cannot record run \(run.id): \(error)", at: nil)
@@ -243,6 +248,7 @@ extension Interpreter {
         log.pending.removeAll(keepingCapacity: true)
         log.consumed = []
         log.dirty = false
+        log.written = true
     }
 
     /// Changes a durable run's record and writes it (with anything buffered).
