@@ -452,7 +452,7 @@ extension Interpreter {
                 run.log!.record.waitingOn = nil
                 run.log!.dirty = true
                 var fields = [MapBox.Entry(key: .str("kind"), value: .str(kind)), MapBox.Entry(key: .str("name"), value: .str(name))]
-                if case .map(let decision) = value { fields.append(contentsOf: decision.entries) } else {
+                if kind == "approval", case .map(let decision) = value { fields.append(contentsOf: decision.entries) } else {
                     fields.append(MapBox.Entry(key: .str("value"), value: value))
                 }
                 let event = try emit(run, intern(kind), fields, key: key, durable: true)

@@ -78,4 +78,85 @@ import Testing
         let history = try CLITests.flow(["history", id], store: store)
         #expect(history.stdout.contains("run:end status=\"completed\" result=19900"), "\(history.stdout.suffix(300))")
     }
+
+    /// Pattern 16: the run waits, the process exits, `flow approve` in another process
+    /// resumes it; a rejection takes the other path.
+    @Test func approvalFromAnotherProcess() throws {
+        let store = try DurabilityTests.workspace().appendingPathComponent("flow.db").path
+        let first = try CLITests.flow(["run", "--events", "none", "Examples/approval.flow", "2.4.0"], store: store)
+        #expect(first.status == 0)
+        #expect(first.stdout == "built flow-2.4.0.tar.gz - waiting for approval\n")
+        #expect(first.stderr.contains("is waiting for approval: ship 2.4.0? (flow approve "), "\(first.stderr)")
+        let runs = try CLITests.flow(["runs"], store: store)
+        let row = runs.stdout.split(separator: "\n")[1]
+        #expect(row.contains("release") && row.contains("waiting") && row.contains("approval: ship 2.4.0?"), "\(runs.stdout)")
+        let id = String(row.split(separator: " ")[0])
+        let approved = try CLITests.flow(["approve", id, "--reason", "notes checked", "--events", "none"], store: store)
+        #expect(approved.status == 0, "\(approved.stderr)")
+        // The replay does not print "built …" again.
+        #expect(approved.stdout == "shipped flow-2.4.0.tar.gz\n")
+        let history = try CLITests.flow(["history", id], store: store)
+        #expect(history.stdout.contains("approval kind=\"approval\" name=\"\" approved=true reason=\"notes checked\""), "\(history.stdout)")
+        #expect(history.stdout.contains("$ = {artifact: \"flow-2.4.0.tar.gz\", decision: \"approved\"}"))
+        let again = try CLITests.flow(["approve", id], store: store)
+        #expect(again.status == 65 && again.stderr.contains("has already completed"))
+
+        let second = try CLITests.flow(["run", "--events", "none", "Examples/approval.flow", "2.5.0"], store: store)
+        let id2 = String(try CLITests.flow(["runs", "--status", "waiting"], store: store).stdout.split(separator: "\n")[1].split(separator: " ")[0])
+        #expect(second.status == 0)
+        let rejected = try CLITests.flow(["approve", id2, "--reject", "--reason", "Friday", "--events", "none"], store: store)
+        #expect(rejected.stdout == "release 2.5.0 rejected: kept flow-2.5.0.tar.gz\n", "\(rejected.stderr)")
+    }
+
+    @Test func signalsAndCancellation() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        let script = dir.appendingPathComponent("signal.flow").path
+        try Data("""
+        flow budget() {
+          node plan { "plan" }
+          let amount = await signal("budget")
+          print("budget", amount)
+          return amount
+        }
+        flow saga() {
+          node book(compensate: fn(r) { print("undo", r) }) { "booking" }
+          await approve("pay?")
+        }
+        print(budget())
+        print(saga())
+
+        """.utf8).write(to: URL(fileURLWithPath: script))
+        let first = try CLITests.flow(["run", "--events", "none", script], store: store)
+        #expect(first.stderr.contains("is waiting for signal: budget"), "\(first.stderr)")
+        let id = String(try CLITests.flow(["runs", "--status", "waiting"], store: store).stdout.split(separator: "\n")[1].split(separator: " ")[0])
+        let sent = try CLITests.flow(["signal", id, "budget", "{\"eur\": 250}", "--events", "none"], store: store)
+        #expect(sent.stdout == "budget {eur: 250}\n{eur: 250}\n", "\(sent.stderr)")
+        #expect(sent.stderr.contains("waiting for approval: pay?"))
+        let waiting = try CLITests.flow(["runs", "--status", "waiting"], store: store).stdout.split(separator: "\n")
+        let sagaID = String(waiting[1].split(separator: " ")[0])
+        let cancelled = try CLITests.flow(["cancel", sagaID, "--events", "none"], store: store)
+        // The saga's completed node is compensated; the script sees a cancelled run.
+        #expect(cancelled.stdout == "undo booking\n", "\(cancelled.stdout) \(cancelled.stderr)")
+        #expect(cancelled.stderr.contains("was cancelled"))
+        #expect(try CLITests.flow(["runs", "--status", "cancelled"], store: store).stdout.contains(sagaID))
+    }
+
+    /// A timer keeps its deadline across a restart: a run sleeping 1.5 s, killed after
+    /// 0.4 s and resumed at once, wakes about 1.1 s later, not 1.5 s.
+    @Test func timersKeepTheirDeadlineAcrossRestarts() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        let script = dir.appendingPathComponent("sleep.flow").path
+        try Data("flow nap() { sleep(1500ms); \"awake\" }\nprint(nap())\n".utf8).write(to: URL(fileURLWithPath: script))
+        let p = try DurabilityTests.start(["run", "--events", "none", script], store: store)
+        usleep(400_000)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let start = Date()
+        let resumed = try CLITests.flow(["resume", "--events", "none"], store: store)
+        let took = Date().timeIntervalSince(start)
+        #expect(resumed.stdout == "awake\n", "\(resumed.stderr)")
+        #expect(took < 1.4 && took > 0.7, "resume took \(took) s")
+    }
 }
