@@ -243,3 +243,108 @@ struct Cancel: ParsableCommand {
     }
 }
 
+
+struct Rewind: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rewind",
+        abstract: "Fork a run at an event and run the fork: what was recorded before the event is reused, the rest runs live.",
+        discussion: """
+        The fork is a new run (and a new execution of the run's script): its log starts as \
+        a copy of the original's first N events, so no node, tool or LLM call recorded \
+        before event N is done again — child runs that ended before it included. --set \
+        changes the run's state where the copy ends (a dotted path into $; the value is \
+        read as JSON when it is valid JSON, as text otherwise). Compare with flow diff.
+
+        Example: flow rewind 7xk2ab-1 --to 5 --set budget=600
+        """)
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The run to fork (a root run).", valueName: "run")) var id: String
+    @Option(help: "The event to fork at (its number in flow history).") var to: Int
+    @Option(name: .customLong("set"), help: ArgumentHelp("A state change for the fork: path=value (repeatable).", valueName: "path=value"))
+    var changes: [String] = []
+    @Option(help: "How to show the events of the fork: tree, plain, json or none.")
+    var events: String?
+
+    func run() throws {
+        let display = try EventDisplay.parse(events)
+        var parsed: [(keys: [Value], value: Value)] = []
+        for c in changes {
+            guard let eq = c.firstIndex(of: "="), eq != c.startIndex else {
+                throw ValidationError("--set needs path=value (like budget=600), found '\(c)'")
+            }
+            let path = c[..<eq], text = String(c[c.index(after: eq)...])
+            let value = (try? JSONText.decode(text).value) ?? .str(text)
+            parsed.append((path.split(separator: ".").map { Value.str(String($0)) }, value))
+        }
+        let store = try store.open(mustExist: true)
+        var configuration = Configuration()
+        configuration.store = store
+        let engine = Engine(configuration: configuration)
+        let (script, fork): (ScriptRecord, RunRecord)
+        do {
+            (script, fork) = try engine.perform {
+                try engine.interpreter.prepareFork(of: id, at: to, changes: parsed, newScriptID: try Durable.newScriptID(in: store))
+            }
+        } catch let e as FlowError {
+            SourceLoader.printError("flow: \(e.message)\n")
+            throw ExitCode(65)
+        }
+        SourceLoader.printError("flow: run \(id) forked at event \(to) as run \(fork.id) (script \(script.id))\n")
+        let arguments = (try? JSONDecoder().decode([String].self, from: Data(script.arguments.utf8))) ?? []
+        let code = Durable.execute(SourceFile(path: script.path, text: script.source), script: script, resuming: true,
+                                   store: store, display: display, arguments: arguments)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Compare two runs: status, result, the state keys that differ, and the first event where they part.",
+        discussion: "Example: flow diff 7xk2ab-1 m3p9qa-1")
+
+    @OptionGroup var store: StoreOptions
+    @ArgumentParser.Argument(help: ArgumentHelp("The first run.", valueName: "run-a")) var a: String
+    @ArgumentParser.Argument(help: ArgumentHelp("The second run.", valueName: "run-b")) var b: String
+
+    func run() throws {
+        let store = try store.open(mustExist: true)
+        var configuration = Configuration()
+        configuration.store = store
+        let engine = Engine(configuration: configuration)
+        let result: Value
+        do {
+            result = try engine.perform { try engine.interpreter.compare(a, b) }
+        } catch let e as FlowError {
+            SourceLoader.printError("flow: \(e.message)\n")
+            throw ExitCode(66)
+        }
+        guard case .map(let m) = result else { return }
+        var rows = [["", a, b]]
+        func pair(_ v: Value?) -> (String, String) {
+            guard case .list(let l)? = v, l.items.count == 2 else { return ("", "") }
+            return (Printer.repr(l.items[0], limit: 60), Printer.repr(l.items[1], limit: 60))
+        }
+        let status = pair(m.get("status"))
+        rows.append(["status", status.0, status.1])
+        if m.get("result") != nil {
+            let r = pair(m.get("result"))
+            rows.append(["result", r.0, r.1])
+        }
+        if case .map(let state)? = m.get("state") {
+            for e in state.entries {
+                let p = pair(e.value)
+                rows.append(["$." + (e.key.stringValue ?? Printer.repr(e.key)), p.0, p.1])
+            }
+        }
+        printTable(rows)
+        if case .map(let first)? = m.get("first_difference") {
+            print("first difference at event \(Printer.display(first.get("seq") ?? .nilValue)):")
+            print("  \(a): \(Printer.display(first.get("a") ?? .nilValue))")
+            print("  \(b): \(Printer.display(first.get("b") ?? .nilValue))")
+        } else {
+            print("the timelines are the same")
+        }
+    }
+}

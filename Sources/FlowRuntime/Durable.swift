@@ -22,6 +22,10 @@ public final class ScriptSession: @unchecked Sendable {
     /// until the code has reached all of them again (it was printed the first time).
     var rootsToReach: Int
     var nextRunNumber: Int
+    /// For the re-execution of a fork (`rewind`): the script forked from, whose root runs
+    /// before the forked one give their recorded outcomes, and the forked call's key.
+    var base: String?
+    var forkKey: String?
 
     init(record: ScriptRecord, knownRoots: Int, runCount: Int) {
         self.record = record
@@ -52,6 +56,8 @@ final class RunLog {
     /// `flow cancel` asked for it while no process ran it: the run replays, then is
     /// cancelled where it would go live.
     var cancelRequested = false
+    /// State changes a fork applies where its copied log ends (`rewind --set`).
+    var overrides: [(keys: [Value], value: Value)] = []
 
     init(record: RunRecord) { self.record = record }
 
@@ -116,6 +122,7 @@ extension Interpreter {
         let number = runs.compactMap { run in run.id.split(separator: "-").last.flatMap { Int($0) } }.max() ?? 0
         session = ScriptSession(record: r, knownRoots: resuming ? runs.filter { $0.parent == nil }.count : 0,
                                 runCount: number)
+        if resuming, runs.contains(where: { $0.forkOf != nil && $0.parent == nil }) { try configureFork(session!) }
     }
 
     /// Records how the script's top-level code ended.
@@ -203,6 +210,9 @@ extension Interpreter {
             }
             log.nextSeq = e.seq + 1
         }
+        if record.forkOf != nil, !log.recorded.keys.contains(where: { $0.hasPrefix("event:state:fork#") }) {
+            log.overrides = forkChanges(log)
+        }
         if let cancel = try store.inbox(run: record.id).first(where: { $0.kind == "cancel" }) {
             log.cancelRequested = true
             log.consumed.append(cancel.id)
@@ -278,6 +288,7 @@ extension Interpreter {
         }
         try checkFrontier(run, asking: key)
         if log.cancelRequested { throw CancellationError() }
+        if !log.overrides.isEmpty { try applyOverrides(run, log) }
         return nil
     }
 

@@ -118,6 +118,7 @@ public final class Engine: @unchecked Sendable {
         try perform { [self] in
             try loadPreludes()
             let module = Module(path: file.path)
+            interpreter.mainModule = module
             let (proto, diagnostics) = compile(file, module: module)
             guard let proto, !diagnostics.contains(where: { $0.severity == .error }) else {
                 throw CompileFailure(diagnostics: diagnostics)

@@ -1,4 +1,5 @@
 import FlowSyntax
+import FlowStore
 
 typealias Frame = UnsafeMutablePointer<Value>
 
@@ -90,6 +91,10 @@ public final class Interpreter: @unchecked Sendable {
     /// The script execution being recorded, when there is a store.
     @exclusivity(unchecked) public internal(set) var session: ScriptSession?
     /// Replayed completions waiting for their turn (see `awaitTurn`).
+    /// The module of the file `Engine.run` runs (where `rewind` finds flows by name).
+    @exclusivity(unchecked) var mainModule: Module?
+    /// The stored run the next flow call is (a fork `rewind` prepared).
+    @exclusivity(unchecked) var forcedRun: RunRecord?
     @exclusivity(unchecked) var durableWaiters: [DurableWaiter] = []
     @exclusivity(unchecked) var polling = false
     @exclusivity(unchecked) var replayTurns: [(seq: Int, continuation: CheckedContinuation<Void, Never>)] = []

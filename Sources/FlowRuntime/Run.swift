@@ -94,8 +94,9 @@ extension Interpreter {
     func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
         let parent = Run.current
         var key: String? = nil
-        var resumed: RunRecord? = nil
-        if let session, configuration.store != nil, parent == nil || parent?.log != nil {
+        var resumed: RunRecord? = forcedRun
+        forcedRun = nil
+        if resumed != nil { key = resumed!.key } else if let session, configuration.store != nil, parent == nil || parent?.log != nil {
             if let parent {
                 let k = (Run.scope ?? parent.rootScope).next("flow:" + c.proto.name)
                 if let r = try takeRecorded(k, in: parent) {
@@ -106,7 +107,15 @@ extension Interpreter {
             } else {
                 key = session.scope.next(c.proto.name)
             }
-            if let found = try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!) {
+            var stored = try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!)
+            if stored == nil, parent == nil, let base = session.base {
+                // A fork: the calls before the forked one are the base script's.
+                if key == session.forkKey { session.base = nil } else {
+                    stored = try configuration.store!.run(script: base, parent: nil, key: key!).flatMap { $0.isFinished ? $0 : nil }
+                }
+            }
+            if key == session.forkKey { session.base = nil }
+            if let found = stored {
                 if parent == nil { session.rootsToReach -= 1 }
                 if found.isFinished {
                     if let parent { try recordChild(parent, key: key!, found) }
@@ -150,6 +159,7 @@ extension Interpreter {
             }
             do {
                 let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+                if let log = run.log, !log.overrides.isEmpty { try applyOverrides(run, log) }
                 await finishTasks(run)
                 // A completed child's undo steps belong to the parent's saga from now on.
                 parent?.compensations.append(contentsOf: run.compensations)

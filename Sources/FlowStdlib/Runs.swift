@@ -50,6 +50,33 @@ extension Stdlib {
             let name = try call.string(0)
             return .object(PendingWait(kind: "signal", name: name, prompt: .str(name), timeout: try timeout(call, 1)))
         }
+        // Time travel over the store: a run's timeline, its state at an event, forks, and
+        // comparisons (docs/durability.md).
+        func runID(_ call: BuiltinCall, _ i: Int) throws -> String {
+            switch call[i] {
+            case .string(let s): return s.value
+            case .map(let m): if let id = m.get("id")?.stringValue ?? m.get("run")?.stringValue { return id }
+            default: break
+            }
+            throw call.typeError("a run id (or the map runs() or rewind() returns)", at: i)
+        }
+        i.define("history", parameters: ["run"]) { call in
+            .list(try call.interpreter.timeline(of: try runID(call, 0)))
+        }
+        i.define("state_at", parameters: ["run", "event"], required: 1) { call in
+            let at = call.count > 1 && !call[1].isNil ? try call.int(1) : nil
+            return .map(try call.interpreter.state(of: try runID(call, 0), at: at))
+        }
+        i.define("diff", parameters: ["a", "b"]) { call in
+            try call.interpreter.compare(try runID(call, 0), try runID(call, 1))
+        }
+        i.defineSuspending("rewind", parameters: ["run", "to", "set"], required: 2, blocking: { call in
+            let c = call
+            return try call.interpreter.blockingRewind(c)
+        }) { call in
+            try await call.interpreter.rewind(run: try runID(call, 0), to: try call.int(1),
+                                              changes: try stateChanges(call, 2), at: call.range)
+        }
         i.define("idempotency_key", parameters: []) { call in
             call.interpreter.idempotencyKey.map { .str($0) } ?? .nilValue
         }
@@ -129,6 +156,16 @@ extension Stdlib {
             }
             guard let run else { throw call.error("no such run", kind: "value") }
             return .list(run.events)
+        }
+    }
+
+    /// `set: {budget: 200, "plan.steps": 3}`: state paths (dotted) and their new values.
+    static func stateChanges(_ call: BuiltinCall, _ i: Int) throws -> [(keys: [Value], value: Value)] {
+        guard call.count > i, !call[i].isNil else { return [] }
+        guard case .map(let m) = call[i] else { throw call.typeError("a map of state paths to values", at: i) }
+        return try m.entries.map { e in
+            guard let path = e.key.stringValue, !path.isEmpty else { throw call.error("state paths are strings like \"budget\" or \"plan.steps\"", kind: "value") }
+            return (path.split(separator: ".").map { Value.str(String($0)) }, e.value)
         }
     }
 

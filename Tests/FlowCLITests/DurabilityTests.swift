@@ -159,4 +159,40 @@ import Testing
         #expect(resumed.stdout == "awake\n", "\(resumed.stderr)")
         #expect(took < 1.4 && took > 0.7, "resume took \(took) s")
     }
+
+    /// Pattern 17 from the command line: history at an event, a fork with a changed
+    /// parameter that reuses the recorded search, and the comparison.
+    @Test func rewindAndDiffFromTheCommandLine() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        let script = dir.appendingPathComponent("trip.flow").path
+        try Data("""
+        flow plan_trip(budget) {
+          $.budget = budget
+          let flights = node search_flights { print("searching"); [320, 540, 410] }
+          $.options = len(flights)
+          let affordable = node filter { flights.filter(fn(p) => p <= $.budget) }
+          $.best = affordable.reduce(fn(a, b) => math.max(a, b), 0)
+          return $.best
+        }
+        print("best:", plan_trip(400))
+
+        """.utf8).write(to: URL(fileURLWithPath: script))
+        let first = try CLITests.flow(["run", "--events", "none", script], store: store)
+        #expect(first.stdout == "searching\nbest: 320\n")
+        let id = String(try CLITests.flow(["runs"], store: store).stdout.split(separator: "\n")[1].split(separator: " ")[0])
+        let at = try CLITests.flow(["history", id, "--at", "5"], store: store)
+        #expect(at.stdout.hasSuffix("state at event 5: {budget: 400}\n"), "\(at.stdout)")
+        let fork = try CLITests.flow(["rewind", id, "--to", "5", "--set", "budget=600", "--events", "none"], store: store)
+        // The search is not done again (nothing printed it); the fork takes the new budget.
+        #expect(fork.stdout == "best: 540\n", "\(fork.stdout) \(fork.stderr)")
+        let forkID = String(fork.stderr.split(separator: " as run ")[1].split(separator: " ")[0])
+        let diff = try CLITests.flow(["diff", id, forkID], store: store)
+        #expect(diff.stdout.contains("result    320"), "\(diff.stdout)")
+        #expect(diff.stdout.contains("$.budget  400"), "\(diff.stdout)")
+        #expect(diff.stdout.contains("$.best    320"), "\(diff.stdout)")
+        #expect(diff.stdout.contains("first difference at event 7"), "\(diff.stdout)")
+        let bad = try CLITests.flow(["rewind", id, "--to", "99"], store: store)
+        #expect(bad.status == 65 && bad.stderr.contains("has events 1 to"), "\(bad.stderr)")
+    }
 }
