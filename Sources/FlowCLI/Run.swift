@@ -46,7 +46,8 @@ struct Run: ParsableCommand {
                                   arguments: JSONText.quoteList(arguments), directory: directory,
                                   startedAt: Date().timeIntervalSince1970)
         let recording = self.store.resolved == "none" ? nil : store
-        let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display, arguments: arguments)
+        let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display,
+                                   arguments: arguments, retention: try self.store.retentionNanoseconds())
         if code != 0 { throw ExitCode(code) }
     }
 }

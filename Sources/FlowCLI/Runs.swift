@@ -348,3 +348,23 @@ struct Diff: ParsableCommand {
         }
     }
 }
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Delete finished runs that ended longer ago than a limit, with their children and logs.",
+        discussion: "Unfinished runs are never pruned. `flow run --retention 30d` (or FLOW_RETENTION) does the same each time a script starts.\n\nExample: flow prune --older-than 30d")
+
+    @OptionGroup var store: StoreOptions
+    @Option(name: .customLong("older-than"), help: ArgumentHelp("How old a finished run must be (like 30d, 12h, 45m, 90s).", valueName: "duration"))
+    var olderThan: String
+
+    func run() throws {
+        guard let ns = StoreOptions.parseDuration(olderThan) else {
+            throw ValidationError("--older-than is a duration like 30d, 12h, 45m or 90s, found '\(olderThan)'")
+        }
+        let store = try store.open(mustExist: true)
+        let n = try store.prune(endedBefore: Date().timeIntervalSince1970 - Double(ns) / 1e9)
+        print("pruned \(n) run\(n == 1 ? "" : "s")")
+    }
+}

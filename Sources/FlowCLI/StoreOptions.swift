@@ -13,6 +13,25 @@ struct StoreOptions: ParsableArguments {
         valueName: "path"))
     var path: String?
 
+    @Option(help: ArgumentHelp("Prune finished runs that ended longer ago than this (like 30d, 12h) when a script starts. Default: $FLOW_RETENTION, else keep everything.", valueName: "duration"))
+    var retention: String?
+
+    /// The retention in nanoseconds, if one is set.
+    func retentionNanoseconds() throws -> Int? {
+        guard let text = retention ?? ProcessInfo.processInfo.environment["FLOW_RETENTION"], !text.isEmpty else { return nil }
+        guard let ns = StoreOptions.parseDuration(text) else {
+            throw ValidationError("a retention is a duration like 30d, 12h, 45m or 90s, found '\(text)'")
+        }
+        return ns
+    }
+
+    /// `90s`, `45m`, `12h`, `30d`.
+    static func parseDuration(_ text: String) -> Int? {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last, let scale = units[unit], let n = Int(text.dropLast()), n >= 0 else { return nil }
+        return n * scale * 1_000_000_000
+    }
+
     var resolved: String {
         if let path { return path }
         if let env = ProcessInfo.processInfo.environment["FLOW_STORE"], !env.isEmpty { return env }
@@ -71,8 +90,9 @@ enum Durable {
 
     /// Runs (or re-executes) a recorded script and reports how it ended; returns the exit code.
     static func execute(_ file: SourceFile, script: ScriptRecord, resuming: Bool, store: (any RunStore)?,
-                        display: EventDisplay, arguments: [String]) -> Int32 {
+                        display: EventDisplay, arguments: [String], retention: Int? = nil) -> Int32 {
         var configuration = SourceLoader.configuration()
+        configuration.retention = retention
         configuration.arguments = arguments
         configuration.store = store
         configuration.suspendWhenIdle = true

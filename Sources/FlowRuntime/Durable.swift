@@ -97,6 +97,13 @@ public struct ReplayDivergence: Error, CustomStringConvertible, Sendable {
     public var description: String { "replay of run \(run) diverged: \(message)" }
 }
 
+/// `continue_as_new(args…)`: ends the current run; the interpreter starts its successor.
+/// Not a Flow error: no `try` in the script catches it.
+public struct ContinueAsNew: Error, Sendable {
+    public let arguments: [Value]
+    public init(arguments: [Value]) { self.arguments = arguments }
+}
+
 /// Thrown through the code of every run that waits durably (an approval, a signal) when
 /// nothing else is left to do: the runs stay `waiting` in the store, and the process may
 /// end. Not a Flow error.
@@ -114,13 +121,18 @@ extension Interpreter {
     /// `resuming`). Every flow called from then on is a durable run.
     public func beginScript(_ record: ScriptRecord, resuming: Bool) throws {
         guard let store = configuration.store else { return }
+        if let keep = configuration.retention {
+            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
+        }
         var r = record
         r.status = "running"
         r.owner = configuration.owner
         try store.save(r)
         let runs = try store.runs(RunQuery(script: r.id))
         let number = runs.compactMap { run in run.id.split(separator: "-").last.flatMap { Int($0) } }.max() ?? 0
-        session = ScriptSession(record: r, knownRoots: resuming ? runs.filter { $0.parent == nil }.count : 0,
+        // Successors made by continue_as_new (keys ending in '+') are reached through
+        // their first run, not by a call of their own.
+        session = ScriptSession(record: r, knownRoots: resuming ? runs.filter { $0.parent == nil && !$0.key.hasSuffix("+") }.count : 0,
                                 runCount: number)
         if resuming, runs.contains(where: { $0.forkOf != nil && $0.parent == nil }) { try configureFork(session!) }
     }

@@ -46,6 +46,9 @@ public struct Configuration: @unchecked Sendable {
     /// Default: nil — scripts write no file unless the host grants it. Reads go through
     /// `readSource`.
     public var writeFile: (@Sendable (_ path: String, _ text: String, _ append: Bool) throws -> Void)? = nil
+    /// How long finished runs are kept: when a script starts, root runs that ended longer
+    /// ago than this are pruned from the store with their children. nil keeps everything.
+    public var retention: Int? = nil
     /// Environment variables scripts may read with `env(name)`; nil refuses all.
     public var environment: [String: String]? = nil
 

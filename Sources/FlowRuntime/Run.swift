@@ -9,7 +9,7 @@ import FlowStore
 /// follows the task (`Run.current`), so `$` inside any function a flow calls is that
 /// flow's state.
 public final class Run: @unchecked Sendable {
-    public enum Status: String, Sendable { case running, waiting, completed, failed, cancelled }
+    public enum Status: String, Sendable { case running, waiting, completed, failed, cancelled, continued }
 
     public let id: String
     public let flow: String
@@ -39,6 +39,9 @@ public final class Run: @unchecked Sendable {
     /// Branches of this run running now (parallel, race, spawn): replay orders recorded
     /// completions only when there are some.
     @exclusivity(unchecked) var branches = 0
+    /// For a successor started by `continue_as_new`: the key of the call that started the
+    /// first run of the chain (the parent records the chain's end under it).
+    var callKey: String?
 
     @TaskLocal static var current: Run?
     /// The scope node paths are made in: the run's root, or a parallel branch.
@@ -91,13 +94,16 @@ extension Interpreter {
     /// Runs a flow's body as a new run (a child of the current run, if any), emitting
     /// `run:start` and `run:end`. With a store, a call the store already knows is that run
     /// again: a finished one gives its recorded outcome, an unfinished one resumes.
-    func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+    func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
+                 successorOf previous: (key: String?, callKey: String?, state: MapBox)? = nil) async throws -> Value {
         let parent = Run.current
         var key: String? = nil
         var resumed: RunRecord? = forcedRun
         forcedRun = nil
         if resumed != nil { key = resumed!.key } else if let session, configuration.store != nil, parent == nil || parent?.log != nil {
-            if let parent {
+            if let previous {
+                key = previous.key.map { $0 + "+" }
+            } else if let parent {
                 let k = (Run.scope ?? parent.rootScope).next("flow:" + c.proto.name)
                 if let r = try takeRecorded(k, in: parent) {
                     await awaitTurn(parent, r.seq)
@@ -107,8 +113,8 @@ extension Interpreter {
             } else {
                 key = session.scope.next(c.proto.name)
             }
-            var stored = try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!)
-            if stored == nil, parent == nil, let base = session.base {
+            var stored = key == nil ? nil : try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!)
+            if stored == nil, parent == nil, previous == nil, let base = session.base {
                 // A fork: the calls before the forked one are the base script's.
                 if key == session.forkKey { session.base = nil } else {
                     stored = try configuration.store!.run(script: base, parent: nil, key: key!).flatMap { $0.isFinished ? $0 : nil }
@@ -116,13 +122,24 @@ extension Interpreter {
             }
             if key == session.forkKey { session.base = nil }
             if let found = stored {
-                if parent == nil { session.rootsToReach -= 1 }
+                if parent == nil && previous == nil { session.rootsToReach -= 1 }
+                if found.status == "continued" {
+                    // Ended by continue_as_new: follow the chain to its successor.
+                    let next = try decodeStored(found.outcome ?? "null", what: "the successor of run \(found.id)")
+                    guard case .map(let m) = next, case .list(let nextArgs)? = m.get("args") else {
+                        throw FlowError(kind: "store", message: "run \(found.id) continued, but its successor's arguments are unreadable", at: range)
+                    }
+                    let carried: MapBox
+                    if case .map(let s)? = m.get("state") { carried = s } else { carried = MapBox() }
+                    return try await runFlow(c, nextArgs.items, named: nil, at: range,
+                                             successorOf: (found.key, previous?.callKey ?? found.key, carried))
+                }
                 if found.isFinished {
-                    if let parent { try recordChild(parent, key: key!, found) }
+                    if let parent { try recordChild(parent, key: previous?.callKey ?? key!, found) }
                     return try outcome(of: found, at: range)
                 }
                 resumed = found
-            } else if parent == nil {
+            } else if parent == nil && previous == nil {
                 session.rootsToReach = 0
             }
         }
@@ -145,6 +162,13 @@ extension Interpreter {
             }
             run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now())
             if let key { run.log = newLog(for: run, key: key) }
+        }
+        if let previous {
+            run.callKey = previous.callKey
+            // The successor starts with its predecessor's state (a replay sets it again).
+            if resumed == nil || run.state.count == 0 {
+                for e in previous.state.entries { _ = run.state.set(e.key, e.value) }
+            }
         }
         parent?.children.append(run)
         runs.append(run)
@@ -177,6 +201,22 @@ extension Interpreter {
                 _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
                 try? finishRecord(run, parent: parent, error: e.value)
                 throw e
+            } catch let next as ContinueAsNew {
+                // The run ends here; a successor starts with the new arguments and this
+                // run's state, and its result is this call's result.
+                await finishTasks(run)
+                parent?.compensations.append(contentsOf: run.compensations)
+                run.status = .continued
+                run.endedAt = configuration.clock.now()
+                let carried = MapBox(distinct: run.state.entries)
+                let successor = Value.map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
+                run.result = successor
+                try emit(run, "run:end", [("status", .str("continued")), ("next", .list(next.arguments))])
+                try finishRecord(run, parent: nil)
+                return try await Run.$current.withValue(parent) {
+                    try await runFlow(c, next.arguments, named: nil, at: range,
+                                      successorOf: (run.log?.record.key, run.callKey ?? run.log?.record.key, carried))
+                }
             } catch let e where e is RunsSuspended || e is ReplayDivergence {
                 // The run stays as the store has it, to be resumed.
                 for t in run.tasks { t.cancel() }
@@ -206,9 +246,10 @@ extension Interpreter {
             r.status = run.status.rawValue
             r.waitingOn = nil
             r.endedAt = configuration.clock.wallTime()
-            r.outcome = error.map { encodeStored(.error($0)) } ?? (run.status == .completed ? encodeStored(run.result) : nil)
+            r.outcome = error.map { encodeStored(.error($0)) }
+                ?? (run.status == .completed || run.status == .continued ? encodeStored(run.result) : nil)
         }
-        if let parent, parent.log != nil { try recordChild(parent, key: log.record.key, log.record) }
+        if let parent, parent.log != nil { try recordChild(parent, key: run.callKey ?? log.record.key, log.record) }
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).

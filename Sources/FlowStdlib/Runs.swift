@@ -60,15 +60,24 @@ extension Stdlib {
             }
             throw call.typeError("a run id (or the map runs() or rewind() returns)", at: i)
         }
+        /// The store's errors carry no position: they are raised where the call is.
+        func located<T>(_ call: BuiltinCall, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as FlowError where e.range == nil {
+                throw call.error(e.message, kind: e.kind)
+            }
+        }
         i.define("history", parameters: ["run"]) { call in
-            .list(try call.interpreter.timeline(of: try runID(call, 0)))
+            let c = call
+            return try located(c) { .list(try c.interpreter.timeline(of: try runID(c, 0))) }
         }
         i.define("state_at", parameters: ["run", "event"], required: 1) { call in
             let at = call.count > 1 && !call[1].isNil ? try call.int(1) : nil
-            return .map(try call.interpreter.state(of: try runID(call, 0), at: at))
+            let c = call
+            return try located(c) { .map(try c.interpreter.state(of: try runID(c, 0), at: at)) }
         }
         i.define("diff", parameters: ["a", "b"]) { call in
-            try call.interpreter.compare(try runID(call, 0), try runID(call, 1))
+            let c = call
+            return try located(c) { try c.interpreter.compare(try runID(c, 0), try runID(c, 1)) }
         }
         i.defineSuspending("rewind", parameters: ["run", "to", "set"], required: 2, blocking: { call in
             let c = call
@@ -76,6 +85,15 @@ extension Stdlib {
         }) { call in
             try await call.interpreter.rewind(run: try runID(call, 0), to: try call.int(1),
                                               changes: try stateChanges(call, 2), at: call.range)
+        }
+        // Ends a long-lived run and starts its successor (same flow, these arguments, the
+        // state carried over): the caller gets the successor's result, and each run's
+        // log stays bounded.
+        i.define("continue_as_new", parameters: ["arguments"], required: 0, variadic: true) { call in
+            guard call.interpreter.currentRun != nil else {
+                throw call.error("it ends a run, so it belongs inside a flow", kind: "value")
+            }
+            throw ContinueAsNew(arguments: call.args)
         }
         i.define("idempotency_key", parameters: []) { call in
             call.interpreter.idempotencyKey.map { .str($0) } ?? .nilValue

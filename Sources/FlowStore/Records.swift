@@ -41,9 +41,10 @@ public struct RunRecord: Sendable, Equatable {
     public var key: String
     /// Arguments, as tagged JSON (a list).
     public var arguments: String
-    /// running, waiting, completed, failed or cancelled.
+    /// running, waiting, completed, failed, cancelled or continued.
     public var status: String
-    /// The result (completed) or the error (failed), as tagged JSON.
+    /// The result (completed), the error (failed), or — continued — `{args, state}` its
+    /// successor started with, as tagged JSON.
     public var outcome: String?
     /// What a waiting run waits for (`approval: Deploy?`, `signal: go`).
     public var waitingOn: String?
@@ -62,7 +63,9 @@ public struct RunRecord: Sendable, Equatable {
         self.startedAt = startedAt; self.endedAt = endedAt; self.forkOf = forkOf; self.forkAt = forkAt
     }
 
-    public var isFinished: Bool { status == "completed" || status == "failed" || status == "cancelled" }
+    /// Completed, failed, cancelled, or continued (ended by `continue_as_new`: its
+    /// successor runs on under the key `KEY+`).
+    public var isFinished: Bool { status == "completed" || status == "failed" || status == "cancelled" || status == "continued" }
 }
 
 /// One event of a run's log, in the order appended (`seq` counts from 1 within a run).

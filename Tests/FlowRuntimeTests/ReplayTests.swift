@@ -182,6 +182,24 @@ final class CrashingStore: RunStore, Sendable {
         }
     }
 
+    @Test func continueAsNewChainsResumeWhereTheyWere() throws {
+        let source = """
+        flow batch(n, last) {
+          $.done = $.get("done", 0) + 1
+          node step { work(n) }
+          if n < last { continue_as_new(n + 1, last) }
+          return $.done
+        }
+        print(batch(1, 6))
+        """
+        for writes in stride(from: 2, through: 24, by: 2) {
+            let r = try crashAndResume(source, writes: writes)
+            #expect(Set(r.calls).count == 6, "\(writes): \(r.calls)")
+            #expect(r.calls.count <= 7, "\(writes): \(r.calls)")
+            #expect((r.first + r.second).last == "6\n", "\(writes): \(r.first) \(r.second)")
+        }
+    }
+
     @Test func approvalsAreTakenFromTheInboxOnResume() throws {
         let source = """
         flow deploy() {
