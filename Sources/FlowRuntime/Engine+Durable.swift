@@ -13,7 +13,11 @@ extension Engine {
     @discardableResult
     public func run(_ file: SourceFile, script: ScriptRecord, resuming: Bool = false,
                     beforeRunning: (([Diagnostic]) -> Void)? = nil) throws -> Value {
-        try perform { [self] in
+        // The record keeps the source the script ran with: resumes and forks re-execute it.
+        var script = script
+        if script.source.isEmpty { script.source = file.text }
+        if script.path.isEmpty { script.path = file.path }
+        return try perform { [self] in
             try interpreter.beginScript(script, resuming: resuming)
             do {
                 let v = try run(file, beforeRunning: beforeRunning)
@@ -54,5 +58,42 @@ extension Engine {
         let data = try JSONText.encode(value, tagged: true)
         try interpreter.post(InboxMessage(run: run, kind: kind, name: name, data: data,
                                           at: interpreter.configuration.clock.wallTime()))
+    }
+}
+
+extension Engine {
+    // MARK: - Time travel (the CLI's history, rewind and diff)
+
+    /// A run's events as maps `{seq, type, key, at, …fields}`.
+    public func history(run: String) throws -> [Value] {
+        try perform { [self] in try interpreter.timeline(of: run) }
+    }
+
+    /// A run's state after event `at` (after its last event when nil).
+    public func state(run: String, at: Int? = nil) throws -> MapBox {
+        try perform { [self] in try interpreter.state(of: run, at: at) }
+    }
+
+    /// Two runs compared: status, result, differing state keys, first differing event.
+    public func diff(_ a: String, _ b: String) throws -> Value {
+        try perform { [self] in try interpreter.compare(a, b) }
+    }
+
+    /// Forks root run `run` at event `to`, applies `set` (state paths to values) where the
+    /// copied log ends, and runs the fork by re-executing the run's script from its
+    /// recorded source. Returns the fork's id and its outcome (its result, or its error
+    /// thrown).
+    @discardableResult
+    public func rewind(run: String, to: Int, set changes: [(path: [String], value: Value)] = [],
+                       scriptID: String? = nil) throws -> (run: String, result: Value) {
+        let (script, fork) = try perform { [self] in
+            try interpreter.prepareFork(of: run, at: to, changes: changes.map { ($0.path.map { Value.str($0) }, $0.value) },
+                                        newScriptID: scriptID ?? "f\(Int(interpreter.configuration.clock.wallTime() * 1000) % 1_000_000_000)")
+        }
+        try self.run(SourceFile(path: script.path, text: script.source), script: script, resuming: true)
+        let outcome = try perform { [self] in
+            try interpreter.outcome(of: try interpreter.storedRun(fork.id), at: nil)
+        }
+        return (fork.id, outcome)
     }
 }

@@ -200,6 +200,35 @@ final class CrashingStore: RunStore, Sendable {
         }
     }
 
+    @Test func timeTravelThroughTheEmbeddingAPI() throws {
+        let source = """
+        flow pricing(rate) {
+          $.rate = rate
+          let base = node fetch { work(100) }
+          $.base = base
+          return node price { base * $.rate }
+        }
+        print(pricing(2))
+        """
+        let store = MemoryStore()
+        let calls = Calls(), out = Calls()
+        let e = engine(store, calls: calls, output: out)
+        try e.run(SourceFile(path: "t.flow", text: source), script: script)
+        #expect(out.all == ["200\n"])
+        let timeline = try e.history(run: "s-1")
+        #expect(timeline.compactMap { v -> String? in if case .map(let m) = v { return m.get("type")?.stringValue }; return nil }
+                == ["run:start", "state", "node:start", "effect", "node:end", "state", "node:start", "node:end", "run:end"])
+        #expect(Printer.repr(.map(try e.state(run: "s-1", at: 5))) == "{rate: 2}")
+        // Fork where fetch ended, with another rate: fetch (the tool) is not called again.
+        let fork = try e.rewind(run: "s-1", to: 5, set: [(["rate"], .int(3))], scriptID: "fork")
+        #expect(fork.result == .int(300))
+        #expect(fork.run == "fork-1")
+        #expect(calls.all.count == 1)
+        guard case .map(let d) = try e.diff("s-1", "fork-1") else { Issue.record("no diff"); return }
+        #expect(Printer.repr(d.get("result") ?? .nilValue) == "[200, 300]")
+        #expect(Printer.repr(d.get("state") ?? .nilValue) == "{rate: [2, 3]}")
+    }
+
     @Test func approvalsAreTakenFromTheInboxOnResume() throws {
         let source = """
         flow deploy() {
