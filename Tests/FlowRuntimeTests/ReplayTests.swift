@@ -229,6 +229,34 @@ final class CrashingStore: RunStore, Sendable {
         #expect(Printer.repr(d.get("state") ?? .nilValue) == "{rate: [2, 3]}")
     }
 
+    @Test func forksReuseChildRunsThatEndedBeforeTheForkPoint() throws {
+        let source = """
+        flow research(topic) { return node ask { work("llm:" + topic) } }
+        flow report(topics) {
+          $.style = "short"
+          let notes = topics.map(fn(t) => research(t))
+          $.notes = len(notes)
+          return node write { work("write:" + $.style) }
+        }
+        print(report(["a", "b"]))
+        """
+        let store = MemoryStore()
+        let calls = Calls()
+        let e = engine(store, calls: calls)
+        try e.run(SourceFile(path: "t.flow", text: source), script: script)
+        #expect(calls.all.count == 3)
+        // Fork after both child runs ended (at the `$.notes` write), with another style.
+        let events = try e.history(run: "s-1")
+        let at = events.firstIndex { v in
+            if case .map(let m) = v { return m.get("path")?.stringValue == "$.notes" }
+            return false
+        }! + 1
+        let fork = try e.rewind(run: "s-1", to: at, set: [(["style"], .str("long"))], scriptID: "fk")
+        #expect(fork.result == .str("write:long"))
+        // Only the write ran again: the children's LLM calls were reused.
+        #expect(calls.all.map { $0.split(separator: " ")[0] } == ["llm:a", "llm:b", "write:short", "write:long"])
+    }
+
     @Test func approvalsAreTakenFromTheInboxOnResume() throws {
         let source = """
         flow deploy() {
