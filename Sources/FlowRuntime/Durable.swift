@@ -338,6 +338,13 @@ extension Interpreter {
         return true
     }
 
+    /// Whether the current run still has recorded effects to hand back (or a fork's state
+    /// changes, or a cancellation, waiting for the point where its log ends).
+    public var isReplaying: Bool {
+        guard let log = Run.current?.log else { return false }
+        return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty
+    }
+
     /// The recorded event of an effect, or nil when the run is live there (`recorded` in
     /// scripts; the engine asks it for every node). Outside durable runs: nil.
     public func recordedEvent(_ key: String) throws -> Value? {

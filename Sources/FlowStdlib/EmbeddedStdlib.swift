@@ -109,12 +109,15 @@ fn count_by(xs, key) {
 # first), to undo what the node did.
 #
 # Durability: the node's outcome is its node:end or node:failed event, emitted with the
-# node's path as its key. When a run is resumed, `recorded(step.path)` hands that event
-# back and the node returns what it returned the first time, without running again.
+# node's path as its key. While a resumed run replays its log (`replaying()`),
+# `recorded(step.path)` hands that event back and the node returns what it returned the
+# first time, without running again.
 
 fn run_node(step, body) {
-  let past = recorded(step.path)
-  if past != nil { return replay(step, past) }
+  if replaying() {
+    let past = recorded(step.path)
+    if past != nil { return replay(step, past) }
+  }
   emit("node:start", {node: step.name, path: step.path})
   let o = step.options
   if len(o) == 0 {

@@ -30,6 +30,11 @@ extension Stdlib {
             guard case .duration(let ns) = call[0], ns >= 0 else { throw call.typeError("a duration (like 5s)", at: 0) }
             return try await call.interpreter.withTimeout(ns, call[1], at: call.range)
         }
+        // True while the current run replays its log (or has a fork's changes or a
+        // cancellation to apply where the log ends): the engine asks `recorded` only then.
+        i.define("replaying", parameters: []) { call in
+            .bool(call.interpreter.isReplaying)
+        }
         // The engine asks for a node's recorded outcome; replay hands it back in log order.
         i.defineSuspending("recorded", parameters: ["key"], blocking: { call in
             try call.interpreter.recordedEvent(try call.string(0)) ?? .nilValue
