@@ -91,58 +91,99 @@ public final class PathScope: @unchecked Sendable {
 }
 
 extension Interpreter {
+    /// Where a `continue_as_new` chain goes on: the predecessor's key, the key of the call
+    /// that started the chain, and the state carried over.
+    typealias Successor = (key: String?, callKey: String?, state: MapBox)
+
+    /// What a flow call finds before it runs (`planFlowCall`).
+    enum FlowCall {
+        /// The parent's log has the child's end: deliver it in turn.
+        case recordedChild(seq: Int, event: Value)
+        /// A finished run in the store: its outcome.
+        case finished(RunRecord, key: String)
+        /// A run ended by continue_as_new: go on with its successor.
+        case follow(args: [Value], Successor)
+        /// Run it: new (with its key, if recorded) or resumed from the store.
+        case start(key: String?, resumed: RunRecord?)
+    }
+
     /// Runs a flow's body as a new run (a child of the current run, if any), emitting
     /// `run:start` and `run:end`. With a store, a call the store already knows is that run
     /// again: a finished one gives its recorded outcome, an unfinished one resumes.
+    ///
+    /// Kept small, with the work in separate functions: an async function's frame is
+    /// allocated for every call and stays while the run is suspended, and one large
+    /// function made every suspended run cost kilobytes more.
     func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
-                 successorOf previous: (key: String?, callKey: String?, state: MapBox)? = nil) async throws -> Value {
+                 successorOf previous: Successor? = nil) async throws -> Value {
         let parent = Run.current
-        var key: String? = nil
-        var resumed: RunRecord? = forcedRun
-        forcedRun = nil
-        if resumed != nil { key = resumed!.key } else if let session, configuration.store != nil, parent == nil || parent?.log != nil {
-            if let previous {
-                key = previous.key.map { $0 + "+" }
-            } else if let parent {
-                let k = (Run.scope ?? parent.rootScope).next("flow:" + c.proto.name)
-                if let r = try takeRecorded(k, in: parent) {
-                    await awaitTurn(parent, r.seq)
-                    return try childOutcome(r.event, at: range)
+        switch try planFlowCall(c, parent: parent, previous: previous) {
+        case .recordedChild(let seq, let event):
+            await awaitTurn(parent!, seq)
+            return try childOutcome(event, at: range)
+        case .finished(let found, let key):
+            if let parent { try recordChild(parent, key: previous?.callKey ?? key, found) }
+            return try outcome(of: found, at: range)
+        case .follow(let nextArgs, let successor):
+            return try await runFlow(c, nextArgs, named: nil, at: range, successorOf: successor)
+        case .start(let key, let resumed):
+            let run = try makeRun(c, args, parent: parent, key: key, resumed: resumed, previous: previous)
+            return try await Run.$current.withValue(run) {
+                try await Run.$scope.withValue(run.rootScope) {
+                    try await runBody(run, c, args, named: named, at: range, resumed: resumed != nil)
                 }
-                key = k
-            } else {
-                key = session.scope.next(c.proto.name)
-            }
-            var stored = key == nil ? nil : try configuration.store!.run(script: session.record.id, parent: parent?.id, key: key!)
-            if stored == nil, parent == nil, previous == nil, let base = session.base {
-                // A fork: the calls before the forked one are the base script's.
-                if key == session.forkKey { session.base = nil } else {
-                    stored = try configuration.store!.run(script: base, parent: nil, key: key!).flatMap { $0.isFinished ? $0 : nil }
-                }
-            }
-            if key == session.forkKey { session.base = nil }
-            if let found = stored {
-                if parent == nil && previous == nil { session.rootsToReach -= 1 }
-                if found.status == "continued" {
-                    // Ended by continue_as_new: follow the chain to its successor.
-                    let next = try decodeStored(found.outcome ?? "null", what: "the successor of run \(found.id)")
-                    guard case .map(let m) = next, case .list(let nextArgs)? = m.get("args") else {
-                        throw FlowError(kind: "store", message: "run \(found.id) continued, but its successor's arguments are unreadable", at: range)
-                    }
-                    let carried: MapBox
-                    if case .map(let s)? = m.get("state") { carried = s } else { carried = MapBox() }
-                    return try await runFlow(c, nextArgs.items, named: nil, at: range,
-                                             successorOf: (found.key, previous?.callKey ?? found.key, carried))
-                }
-                if found.isFinished {
-                    if let parent { try recordChild(parent, key: previous?.callKey ?? key!, found) }
-                    return try outcome(of: found, at: range)
-                }
-                resumed = found
-            } else if parent == nil && previous == nil {
-                session.rootsToReach = 0
             }
         }
+    }
+
+    /// Looks a flow call up in the store (when runs are recorded).
+    @inline(never)
+    func planFlowCall(_ c: Closure, parent: Run?, previous: Successor?) throws -> FlowCall {
+        if let forced = forcedRun {
+            forcedRun = nil
+            return .start(key: forced.key, resumed: forced)
+        }
+        guard let session, let store = configuration.store, parent == nil || parent?.log != nil else {
+            return .start(key: nil, resumed: nil)
+        }
+        let key: String
+        if let previous {
+            guard let k = previous.key else { return .start(key: nil, resumed: nil) }
+            key = k + "+"
+        } else if let parent {
+            key = (Run.scope ?? parent.rootScope).next("flow:" + c.proto.name)
+            if let r = try takeRecorded(key, in: parent) { return .recordedChild(seq: r.seq, event: r.event) }
+        } else {
+            key = session.scope.next(c.proto.name)
+        }
+        var stored = try store.run(script: session.record.id, parent: parent?.id, key: key)
+        if stored == nil, parent == nil, previous == nil, let base = session.base, key != session.forkKey {
+            // A fork: the calls before the forked one are the base script's.
+            stored = try store.run(script: base, parent: nil, key: key).flatMap { $0.isFinished ? $0 : nil }
+        }
+        if key == session.forkKey { session.base = nil }
+        guard let found = stored else {
+            if parent == nil && previous == nil { session.rootsToReach = 0 }
+            return .start(key: key, resumed: nil)
+        }
+        if parent == nil && previous == nil { session.rootsToReach -= 1 }
+        if found.status == "continued" {
+            // Ended by continue_as_new: follow the chain to its successor.
+            let next = try decodeStored(found.outcome ?? "null", what: "the successor of run \(found.id)")
+            guard case .map(let m) = next, case .list(let nextArgs)? = m.get("args") else {
+                throw FlowError(kind: "store", message: "run \(found.id) continued, but its successor's arguments are unreadable", at: nil)
+            }
+            let carried: MapBox
+            if case .map(let st)? = m.get("state") { carried = st } else { carried = MapBox() }
+            return .follow(args: nextArgs.items, (found.key, previous?.callKey ?? found.key, carried))
+        }
+        if found.isFinished { return .finished(found, key: key) }
+        return .start(key: key, resumed: found)
+    }
+
+    /// A new run, or one the store has, loaded with its log.
+    @inline(never)
+    func makeRun(_ c: Closure, _ args: [Value], parent: Run?, key: String?, resumed: RunRecord?, previous: Successor?) throws -> Run {
         let run: Run
         if let resumed {
             run = Run(id: resumed.id, flow: resumed.flow, arguments: args, parent: parent,
@@ -165,77 +206,103 @@ extension Interpreter {
         }
         if let previous {
             run.callKey = previous.callKey
-            // The successor starts with its predecessor's state (a replay sets it again).
-            if resumed == nil || run.state.count == 0 {
-                for e in previous.state.entries { _ = run.state.set(e.key, e.value) }
-            }
+            // The successor starts with its predecessor's state.
+            for e in previous.state.entries { _ = run.state.set(e.key, e.value) }
         }
         parent?.children.append(run)
         runs.append(run)
-        return try await Run.$current.withValue(run) { try await Run.$scope.withValue(run.rootScope) {
-            let lineage: [(String, Value)] = [("flow", .str(run.flow)), ("args", .list(args)),
-                                              ("parent", parent.map { .str($0.id) } ?? .nilValue)]
-            if let log = run.log, resumed != nil {
-                try emit(run, intern("run:resumed"), lineage.map { MapBox.Entry(key: .str($0.0), value: $0.1) },
-                         key: "event:run:resumed#\(log.nextSeq)")
-            } else {
-                try emit(run, "run:start", lineage)
+        return run
+    }
+
+    /// The run's body, and how it ended.
+    func runBody(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
+                 resumed: Bool) async throws -> Value {
+        try beginRun(run, args, resumed: resumed)
+        do {
+            let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+            await finishTasks(run)
+            try endCompleted(run, result)
+            return result
+        } catch let e as FlowError {
+            await finishTasks(run)
+            await compensate(run)
+            endFailed(run, e)
+            throw e
+        } catch let next as ContinueAsNew {
+            await finishTasks(run)
+            let successor = try endContinued(run, next)
+            return try await Run.$current.withValue(run.parent) {
+                try await runFlow(c, next.arguments, named: nil, at: range, successorOf: successor)
             }
-            do {
-                let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
-                if let log = run.log, !log.overrides.isEmpty { try applyOverrides(run, log) }
-                await finishTasks(run)
-                // A completed child's undo steps belong to the parent's saga from now on.
-                parent?.compensations.append(contentsOf: run.compensations)
-                run.result = result
-                run.status = .completed
-                run.endedAt = configuration.clock.now()
-                try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
-                try finishRecord(run, parent: parent)
-                return result
-            } catch let e as FlowError {
-                await finishTasks(run)
-                await compensate(run)
-                run.status = .failed
-                run.endedAt = configuration.clock.now()
-                _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
-                try? finishRecord(run, parent: parent, error: e.value)
-                throw e
-            } catch let next as ContinueAsNew {
-                // The run ends here; a successor starts with the new arguments and this
-                // run's state, and its result is this call's result.
-                await finishTasks(run)
-                parent?.compensations.append(contentsOf: run.compensations)
-                run.status = .continued
-                run.endedAt = configuration.clock.now()
-                let carried = MapBox(distinct: run.state.entries)
-                let successor = Value.map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
-                run.result = successor
-                try emit(run, "run:end", [("status", .str("continued")), ("next", .list(next.arguments))])
-                try finishRecord(run, parent: nil)
-                return try await Run.$current.withValue(parent) {
-                    try await runFlow(c, next.arguments, named: nil, at: range,
-                                      successorOf: (run.log?.record.key, run.callKey ?? run.log?.record.key, carried))
-                }
-            } catch let e where e is RunsSuspended || e is ReplayDivergence {
-                // The run stays as the store has it, to be resumed.
-                for t in run.tasks { t.cancel() }
-                try? flush(run)
-                throw e
-            } catch {
-                await finishTasks(run)
-                await compensate(run)
-                run.status = .cancelled
-                run.endedAt = configuration.clock.now()
-                _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
-                try? finishRecord(run, parent: parent)
-                if parent == nil, session != nil, error is CancellationError {
-                    // Cancelled from outside (flow cancel): the script sees a Flow error.
-                    throw FlowError(kind: "cancelled", message: "run \(run.id) (\(run.flow)) was cancelled", at: range)
-                }
-                throw error
-            }
-        } }
+        } catch let e where e is RunsSuspended || e is ReplayDivergence {
+            // The run stays as the store has it, to be resumed.
+            for t in run.tasks { t.cancel() }
+            try? flush(run)
+            throw e
+        } catch {
+            await finishTasks(run)
+            await compensate(run)
+            throw endCancelled(run, error, at: range)
+        }
+    }
+
+    @inline(never)
+    func beginRun(_ run: Run, _ args: [Value], resumed: Bool) throws {
+        let lineage: [(String, Value)] = [("flow", .str(run.flow)), ("args", .list(args)),
+                                          ("parent", run.parent.map { .str($0.id) } ?? .nilValue)]
+        if let log = run.log, resumed {
+            try emit(run, intern("run:resumed"), lineage.map { MapBox.Entry(key: .str($0.0), value: $0.1) },
+                     key: "event:run:resumed#\(log.nextSeq)")
+        } else {
+            try emit(run, "run:start", lineage)
+        }
+    }
+
+    @inline(never)
+    func endCompleted(_ run: Run, _ result: Value) throws {
+        if let log = run.log, !log.overrides.isEmpty { try applyOverrides(run, log) }
+        // A completed child's undo steps belong to the parent's saga from now on.
+        run.parent?.compensations.append(contentsOf: run.compensations)
+        run.result = result
+        run.status = .completed
+        run.endedAt = configuration.clock.now()
+        try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
+        try finishRecord(run, parent: run.parent)
+    }
+
+    @inline(never)
+    func endFailed(_ run: Run, _ e: FlowError) {
+        run.status = .failed
+        run.endedAt = configuration.clock.now()
+        _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
+        try? finishRecord(run, parent: run.parent, error: e.value)
+    }
+
+    /// The run ends here; a successor starts with the new arguments and this run's state,
+    /// and its result is this call's result.
+    @inline(never)
+    func endContinued(_ run: Run, _ next: ContinueAsNew) throws -> Successor {
+        run.parent?.compensations.append(contentsOf: run.compensations)
+        run.status = .continued
+        run.endedAt = configuration.clock.now()
+        let carried = MapBox(distinct: run.state.entries)
+        run.result = .map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
+        try emit(run, "run:end", [("status", .str("continued")), ("next", .list(next.arguments))])
+        try finishRecord(run, parent: nil)
+        return (run.log?.record.key, run.callKey ?? run.log?.record.key, carried)
+    }
+
+    @inline(never)
+    func endCancelled(_ run: Run, _ error: Error, at range: SourceRange?) -> Error {
+        run.status = .cancelled
+        run.endedAt = configuration.clock.now()
+        _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
+        try? finishRecord(run, parent: run.parent)
+        if run.parent == nil, session != nil, error is CancellationError {
+            // Cancelled from outside (flow cancel): the script sees a Flow error.
+            return FlowError(kind: "cancelled", message: "run \(run.id) (\(run.flow)) was cancelled", at: range)
+        }
+        return error
     }
 
     /// Writes a durable run's end (status, outcome) and, in its parent's log, the child's
