@@ -60,10 +60,7 @@ struct History: ParsableCommand {
 
     func run() throws {
         let store = try store.open(mustExist: true)
-        guard let record = try store.run(id: id) else {
-            SourceLoader.printError("flow: no run '\(id)' in the store (flow runs lists them)\n")
-            throw ExitCode(66)
-        }
+        let record = try Durable.requireRun(id, in: store)
         let events = try store.events(run: id)
         if let at, !(1...max(1, events.count)).contains(at) || events.isEmpty {
             SourceLoader.printError("flow: run \(id) has events 1 to \(events.count); --at \(at) is not one of them\n")
@@ -142,10 +139,7 @@ struct Resume: ParsableCommand {
         let display = try EventDisplay.parse(events)
         let store = try store.open(mustExist: true)
         if let id {
-            guard let record = try store.run(id: id) else {
-                SourceLoader.printError("flow: no run '\(id)' in the store (flow runs lists them)\n")
-                throw ExitCode(66)
-            }
+            let record = try Durable.requireRun(id, in: store)
             if record.isFinished {
                 print("run \(id) has already \(record.status == "completed" ? "completed" : "ended (\(record.status))")")
                 return
@@ -170,10 +164,7 @@ struct Resume: ParsableCommand {
 func deliver(to run: String, store options: StoreOptions, events: String?, kind: String, name: String = "", value: Value) throws {
     let display = try EventDisplay.parse(events)
     let store = try options.open(mustExist: true)
-    guard let record = try store.run(id: run) else {
-        SourceLoader.printError("flow: no run '\(run)' in the store (flow runs lists them)\n")
-        throw ExitCode(66)
-    }
+    let record = try Durable.requireRun(run, in: store)
     if record.isFinished {
         SourceLoader.printError("flow: run \(run) has already \(record.status == "completed" ? "completed" : "ended (\(record.status))")\n")
         throw ExitCode(65)

@@ -70,6 +70,15 @@ enum Durable {
         }
     }
 
+    /// A run of the store, or an exit (66) saying there is none.
+    static func requireRun(_ id: String, in store: any RunStore) throws -> RunRecord {
+        guard let record = try store.run(id: id) else {
+            SourceLoader.printError("flow: no run '\(id)' in the store (flow runs lists them)\n")
+            throw ExitCode(66)
+        }
+        return record
+    }
+
     /// Whether the process that owns a script (host:pid) is alive on this machine.
     static func ownerIsAlive(_ owner: String?) -> Bool {
         guard let owner, let colon = owner.lastIndex(of: ":"), let pid = Int32(owner[owner.index(after: colon)...]) else { return false }
