@@ -32,10 +32,13 @@ let package = Package(
         .target(name: "FlowRuntime", dependencies: ["FlowSyntax", "FlowStore"],
                 swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         .target(name: "FlowStdlib", dependencies: ["FlowSyntax", "FlowRuntime"]),
+        // GNU readline, linked from the system (libreadline-dev).
+        .systemLibrary(name: "CReadline"),
+        .target(name: "FlowREPL", dependencies: ["FlowSyntax", "FlowRuntime", "FlowStore", "CReadline"]),
         .executableTarget(
             name: "FlowCLI",
             dependencies: [
-                "FlowSyntax", "FlowRuntime", "FlowStdlib", "FlowStore", "FlowSQLite",
+                "FlowSyntax", "FlowRuntime", "FlowStdlib", "FlowStore", "FlowSQLite", "FlowREPL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FlowSyntaxTests", dependencies: ["FlowSyntax"]),

@@ -87,8 +87,16 @@ public final class Engine: @unchecked Sendable {
     public let interpreter: Interpreter
     private let thread: InterpreterThread
     /// Warnings of the last file `run` compiled (a program with only warnings runs).
-    public private(set) var warnings: [Diagnostic] = []
+    public internal(set) var warnings: [Diagnostic] = []
     private var preludeLoaded = false
+    /// Set while the engine runs in the background: finishing it ends that mode.
+    var background: Completion<Void>?
+    /// Tasks started by `evaluateInBackground`.
+    var backgroundTasks: [Task<Void, Never>] = []
+    /// The REPL's module, its globals' shapes and its calls of globals (Engine+REPL).
+    var replModule: Module?
+    var replGlobals: [String: GlobalInfo] = [:]
+    var replCallSites: [(name: String, args: [Argument], range: SourceRange)] = []
 
     public init(configuration: Configuration = Configuration()) {
         interpreter = Interpreter(configuration: configuration)
@@ -97,9 +105,49 @@ public final class Engine: @unchecked Sendable {
 
     deinit { thread.stop() }
 
-    /// Runs `work` on the interpreter thread and waits for it.
+    /// Runs `work` on the interpreter thread and waits for it. While the engine runs in
+    /// the background (`startBackground`), the work is a task on its event loop, so flows
+    /// started earlier go on between and during calls.
     public func perform<T>(_ work: @escaping () throws -> T) throws -> T {
-        try thread.sync(work)
+        if background != nil && !thread.isCurrent {
+            let done = Completion<T>()
+            let w = UnsafeSendable(work)
+            Task(executorPreference: interpreter.loop) { done.finish(Result { try w.value() }) }
+            return try done.wait().get()
+        }
+        return try thread.sync(work)
+    }
+
+    /// Keeps the event loop running on the interpreter thread until `stopBackground`:
+    /// what `perform` submits runs between the loop's other tasks, and flows started
+    /// with `startInBackground` go on while the host does something else (the REPL
+    /// waits for a line).
+    public func startBackground() {
+        guard background == nil else { return }
+        let stop = Completion<Void>()
+        background = stop
+        let loop = interpreter.loop
+        loop.keepAlive += 1
+        thread.post { [self] in
+            // After the stop, what was started in the background finishes first (runs
+            // left waiting for an approval or a signal are suspended, as in `run`).
+            _ = try? loop.run { [self] in
+                await stop.waitAsync()
+                while let t = backgroundTasks.popLast() { await t.value }
+            }
+        }
+    }
+
+    /// Ends background mode: what was started in the background runs to its end (a run
+    /// left waiting for an approval or a signal is suspended), then the loop stops.
+    /// Returns once it has.
+    public func stopBackground() {
+        guard let stop = background else { return }
+        interpreter.loop.keepAlive -= 1
+        stop.finish(.success(()))
+        // Wait for the loop to finish by queueing behind it on its thread.
+        background = nil
+        _ = try? thread.sync { }
     }
 
     // MARK: - Loading and running
@@ -166,6 +214,14 @@ public final class Engine: @unchecked Sendable {
 
     /// Parses, loads imports, resolves and compiles. Returns nil with diagnostics on errors.
     func compile(_ file: SourceFile, module: Module) -> (FunctionProto?, [Diagnostic]) {
+        let (proto, diagnostics, _) = compile(file, module: module, known: [:])
+        return (proto, diagnostics)
+    }
+
+    /// The same, into a module that already has globals (`known`: the REPL's earlier
+    /// inputs); also gives the resolution, for the image and the redefinition checks.
+    func compile(_ file: SourceFile, module: Module, known: [String: GlobalInfo],
+                 check: ((Resolution) -> [Diagnostic])? = nil) -> (FunctionProto?, [Diagnostic], Resolution?) {
         let (program, parseErrors) = Parser.parse(file)
         var diagnostics = parseErrors
         var imports: [String: Module] = [:]
@@ -190,13 +246,14 @@ public final class Engine: @unchecked Sendable {
                 diagnostics.append(Diagnostic(.error, "\(error)", at: range))
             }
         }
-        var resolver = Resolver(interpreter: interpreter, module: module, imports: imports)
+        var resolver = Resolver(interpreter: interpreter, module: module, imports: imports, known: known)
         let resolution = resolver.resolve(program)
         diagnostics.append(contentsOf: resolver.diagnostics.items)
+        if !diagnostics.contains(where: { $0.severity == .error }), let check { diagnostics.append(contentsOf: check(resolution)) }
         diagnostics.sort { ($0.range.file.path, $0.range.start) < ($1.range.file.path, $1.range.start) }
-        if diagnostics.contains(where: { $0.severity == .error }) { return (nil, diagnostics) }
+        if diagnostics.contains(where: { $0.severity == .error }) { return (nil, diagnostics, resolution) }
         var compiler = Compiler(interpreter: interpreter, module: module, resolution: resolution)
-        return (compiler.compileMain(program), diagnostics)
+        return (compiler.compileMain(program), diagnostics, resolution)
     }
 
     func loadStandardModule(_ name: String, from range: SourceRange?) throws -> Module {
@@ -292,6 +349,20 @@ final class InterpreterThread: @unchecked Sendable {
         if let t = thread { pthread_detach(t) }
     }
 
+    /// Whether the caller is on this thread.
+    var isCurrent: Bool {
+        if let id = threadID { return pthread_equal(id, pthread_self()) != 0 }
+        return false
+    }
+
+    /// Queues `work` on the thread without waiting.
+    func post(_ work: @escaping () -> Void) {
+        pthread_mutex_lock(&mutex)
+        queue.append(work)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
     /// Runs `work` on the thread and waits; runs it inline when already on the thread.
     func sync<T>(_ work: @escaping () throws -> T) throws -> T {
         if let id = threadID, pthread_equal(id, pthread_self()) != 0 { return try work() }
@@ -317,5 +388,55 @@ final class InterpreterThread: @unchecked Sendable {
             }
         }
         return try result!.get()
+    }
+}
+
+/// A result handed from one thread to another: `wait` blocks a thread, `waitAsync`
+/// suspends a task, until `finish` is called (once).
+final class Completion<T>: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var result: Result<T, Error>?
+    private var continuation: CheckedContinuation<Void, Never>?
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&condition)
+    }
+
+    func finish(_ r: Result<T, Error>) {
+        pthread_mutex_lock(&mutex)
+        guard result == nil else { pthread_mutex_unlock(&mutex); return }
+        result = r
+        let c = continuation
+        continuation = nil
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+        c?.resume()
+    }
+
+    func wait() -> Result<T, Error> {
+        pthread_mutex_lock(&mutex)
+        while result == nil { pthread_cond_wait(&condition, &mutex) }
+        let r = result!
+        pthread_mutex_unlock(&mutex)
+        return r
+    }
+
+    func waitAsync() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            pthread_mutex_lock(&mutex)
+            if result != nil {
+                pthread_mutex_unlock(&mutex)
+                c.resume()
+                return
+            }
+            continuation = c
+            pthread_mutex_unlock(&mutex)
+        }
     }
 }

@@ -35,6 +35,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Called when nothing but background timers is left; true when it made progress
     /// (durable waiters are suspended here).
     @exclusivity(unchecked) var onStall: (() -> Bool)?
+    /// While positive, an idle loop waits for work from other threads instead of ending
+    /// (the engine's background mode), and durable waits are not suspended.
+    @exclusivity(unchecked) var keepAlive = 0
 
     struct Timer {
         let deadline: Int
@@ -198,7 +201,7 @@ extension EventLoop {
                 pthread_mutex_lock(&mutex)
                 if jobsHead < jobs.count { continue }
             }
-            if foreground == 0, let stall = onStall {
+            if foreground == 0, keepAlive == 0, let stall = onStall {
                 pthread_mutex_unlock(&mutex)
                 if stall() { return true }
                 pthread_mutex_lock(&mutex)
@@ -221,6 +224,10 @@ extension EventLoop {
                 ts.tv_sec += total / 1_000_000_000
                 ts.tv_nsec = total % 1_000_000_000
                 pthread_cond_timedwait(&condition, &mutex, &ts)
+                continue
+            }
+            if keepAlive > 0 {
+                pthread_cond_wait(&condition, &mutex)
                 continue
             }
             pthread_mutex_unlock(&mutex)

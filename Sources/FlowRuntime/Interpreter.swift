@@ -91,6 +91,8 @@ public final class Interpreter: @unchecked Sendable {
     /// The script execution being recorded, when there is a store.
     @exclusivity(unchecked) public internal(set) var session: ScriptSession?
     /// Replayed completions waiting for their turn (see `awaitTurn`).
+    /// Every definition made in the REPL, with its versions.
+    public let image = Image()
     /// The module of the file `Engine.run` runs (where `rewind` finds flows by name).
     @exclusivity(unchecked) var mainModule: Module?
     /// The stored run the next flow call is (a fork `rewind` prepared).
@@ -223,6 +225,9 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     /// The names of the methods a value has, for errors and completion.
+    /// A global builtin or namespace by name (for completion).
+    public func builtinValue(_ name: String) -> Value? { builtins[name] }
+
     public func methodNames(for v: Value) -> [String] {
         let row = ValueKind(v).rawValue * methodStride
         return (0..<min(methodStride, methodNames.count)).compactMap { methods[row + $0] != nil ? methodNames[$0] : nil }.sorted()

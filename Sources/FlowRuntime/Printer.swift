@@ -64,6 +64,9 @@ public enum Printer {
         }
     }
 
+    /// Whether a map key prints bare (`{name: 1}`) rather than quoted.
+    public static func isIdentifierLike(_ s: String) -> Bool { isIdentifier(s) }
+
     static func isIdentifier(_ s: String) -> Bool {
         guard let f = s.utf8.first, (f >= 97 && f <= 122) || (f >= 65 && f <= 90) || f == 95 else { return false }
         return s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || $0 == 95 || ($0 >= 48 && $0 <= 57) }

@@ -83,6 +83,10 @@ final class Resolution {
     /// The body of each parallel or race branch (and of each `parallel for`), as a
     /// function, by the body block.
     var branchBodies: [ObjectIdentifier: FunctionDecl] = [:]
+    /// Calls of module globals by name (a redefinition is checked against them).
+    var callSites: [(name: String, args: [Argument], range: SourceRange)] = []
+    /// The globals this program defines itself (the others were known before it).
+    var defined: [String] = []
 }
 
 /// Binds every name of a program and reports every static error before anything runs:
@@ -100,10 +104,16 @@ struct Resolver {
     /// Modules imported, by binding name, resolved by the caller beforehand.
     let imports: [String: Module]
 
-    init(interpreter: Interpreter, module: Module, imports: [String: Module]) {
+    /// Globals defined by earlier programs in the same module (the REPL's inputs): visible
+    /// here, and redefinable.
+    let known: [String: GlobalInfo]
+
+    init(interpreter: Interpreter, module: Module, imports: [String: Module], known: [String: GlobalInfo] = [:]) {
         self.interpreter = interpreter
         self.module = module
         self.imports = imports
+        self.known = known
+        declaredGlobals = Set(known.keys)
     }
 
     mutating func error(_ message: String, at range: SourceRange, notes: [Diagnostic.Note] = []) {
@@ -125,6 +135,8 @@ struct Resolver {
 
     /// Declares top-level definitions first, so functions can call ones defined later.
     mutating func declareGlobals(_ statements: [Stmt]) {
+        res.globals = known
+        res.globalOrder = Array(known.keys).sorted()
         for s in statements {
             var name: String? = nil
             var info: GlobalInfo? = nil
@@ -150,13 +162,14 @@ struct Resolver {
             default: break
             }
             guard let n = name, let i = info else { continue }
-            if let first = res.globals[n] {
+            if let first = res.globals[n], res.defined.contains(n) {
                 error("duplicate definition of '\(n)'", at: i.range,
                       notes: [Diagnostic.Note("first defined", at: first.range)])
                 continue
             }
+            if res.globals[n] == nil { res.globalOrder.append(n) }
             res.globals[n] = i
-            res.globalOrder.append(n)
+            res.defined.append(n)
         }
     }
 
@@ -576,6 +589,7 @@ struct Resolver {
         switch ref {
         case .global(let g):
             function.calledGlobals.insert(g)
+            res.callSites.append((g, args, range))
             if let info = res.globals[g], info.kind == .function || info.kind == .flow {
                 checkArity("'\(n)'", parameters: info.parameters, required: info.required, variadic: false, args, range)
             }
@@ -586,6 +600,22 @@ struct Resolver {
             }
         default: break
         }
+    }
+
+    /// Why a call with `args` does not fit these parameters, or nil when it does.
+    static func arityProblem(parameters: [String], required: Int, _ args: [Argument]) -> String? {
+        let positional = args.filter { $0.label == nil }.count
+        if positional > parameters.count { return "it is called with \(positional) arguments and would take \(parameters.count)" }
+        var given = Set(0..<positional)
+        for a in args {
+            guard let label = a.label else { continue }
+            guard let i = parameters.firstIndex(of: label) else { return "it is called with argument '\(label)', which it would not have" }
+            given.insert(i)
+        }
+        for i in 0..<required where !given.contains(i) {
+            return "it is called without '\(parameters[i])', which it would require"
+        }
+        return nil
     }
 
     mutating func checkArity(_ name: String, parameters: [String], required: Int, variadic: Bool, _ args: [Argument], _ range: SourceRange) {

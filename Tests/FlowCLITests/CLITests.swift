@@ -22,6 +22,12 @@ import Testing
         .appendingPathComponent("flow-cli-tests-\(getpid())/flow.db").path
 
     static func flow(_ arguments: [String], input: String? = nil, store: String? = nil) throws -> Outcome {
+        let stdin = input.map { text -> Pipe in
+            let p = Pipe()
+            p.fileHandleForWriting.write(Data(text.utf8))
+            try? p.fileHandleForWriting.close()
+            return p
+        }
         let p = Process()
         p.executableURL = binary
         p.arguments = arguments
@@ -32,6 +38,7 @@ import Testing
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
+        if let stdin { p.standardInput = stdin }
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()

@@ -1,0 +1,59 @@
+import ArgumentParser
+import FlowREPL
+import FlowRuntime
+import FlowStdlib
+import FlowStore
+import FlowSyntax
+import Foundation
+
+struct Repl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repl",
+        abstract: "An interactive session: evaluate Flow, inspect and redefine definitions, watch runs.",
+        discussion: """
+        Definitions persist from one input to the next and are versioned (:defs, :show, \
+        :rollback); a redefinition is checked first (syntax, names, and the arity its \
+        earlier callers use) and refused, with the reason, when it would break something. \
+        Input continues while brackets are open. A call of a flow runs in the background \
+        and the prompt stays usable. FILEs are loaded first (:load). With standard input \
+        not a terminal, lines are read without prompts, so a session can be piped in.
+
+        Runs are recorded in memory unless --store names a file. History: ~/.flow_history \
+        (FLOW_HISTORY overrides).
+
+        Example: flow repl Examples/chain.flow
+        """)
+
+    @Option(name: .customLong("store"), help: ArgumentHelp("Where runs are recorded: 'memory' (the default here) or a SQLite file.", valueName: "path"))
+    var store = "memory"
+
+    @ArgumentParser.Argument(help: "Files to load before the prompt.")
+    var files: [String] = []
+
+    func run() throws {
+        var options = StoreOptions()
+        options.path = store
+        let runStore = try options.open()
+        var configuration = SourceLoader.configuration()
+        configuration.store = runStore
+        configuration.environment = ProcessInfo.processInfo.environment
+        let engine = Stdlib.makeEngine(configuration)
+        let interactive = isatty(0) != 0
+        // A session is a recorded script: its runs have ids, history and time travel.
+        let script = ScriptRecord(id: try Durable.newScriptID(in: runStore), path: "<repl>", source: "",
+                                  directory: FileManager.default.currentDirectoryPath, startedAt: Date().timeIntervalSince1970)
+        try engine.perform { try engine.interpreter.beginScript(script, resuming: false) }
+        let history = ProcessInfo.processInfo.environment["FLOW_HISTORY"]
+            ?? (ProcessInfo.processInfo.environment["HOME"].map { $0 + "/.flow_history" })
+        let out: @Sendable (String) -> Void = { s in
+            var bytes = Array(s.utf8)
+            _ = bytes.withUnsafeMutableBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        }
+        let repl = REPL(engine: engine, interactive: interactive, historyFile: interactive ? history : nil,
+                        write: out, writeError: { @Sendable in SourceLoader.printError($0) },
+                        readFile: { path in SourceLoader.readBytes(path).flatMap { String(validating: $0, as: UTF8.self) } })
+        for f in files { repl.command(":load \(f)") }
+        repl.run()
+        try? engine.perform { try engine.interpreter.endScript(status: "completed") }
+    }
+}

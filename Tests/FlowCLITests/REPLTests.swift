@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// `flow repl` driven through a pipe, as a script (or a test) drives it.
+@Suite struct REPLTests {
+    static func repl(_ lines: [String], files: [String] = []) throws -> CLITests.Outcome {
+        try CLITests.flow(["repl"] + files, input: lines.joined(separator: "\n") + "\n")
+    }
+
+    @Test func definitionsPersistAndValuesPrint() throws {
+        let r = try REPLTests.repl(["fn sq(x) { x * x }", "sq(7)", "let xs = range(25)", "xs", "{a: 1,", " b: [1, 2,", " 3]}", "print(\"hi\")"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == """
+        defined sq
+        49
+        defined xs
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, … 5 more]
+        {a: 1, b: [1, 2, 3]}
+        hi
+
+        """, "\(r.stdout)")
+    }
+
+    @Test func errorsPointAtTheInputAndChangeNothing() throws {
+        let r = try REPLTests.repl(["fn f(x) { x + 1 }", "fn g() { f(2) }", "f(1, 2)", "fn f(x, y) { x + y }", "g()", "undefinedname"])
+        #expect(r.stdout == "defined f\ndefined g\n3\n", "\(r.stdout)")
+        #expect(r.stderr.contains("<repl:3>:1:1: error: 'f' takes 1 argument, found 2\n 1 | f(1, 2)\n   | ^~~~~~~"), "\(r.stderr)")
+        // The redefinition would break g's call: refused, the old f stays (g() is still 3).
+        #expect(r.stderr.contains("<repl:4>:1:4: error: redefining 'f' would break an earlier caller: it is called without 'y', which it would require"))
+        #expect(r.stderr.contains("note: called here at <repl:2>:1:10"))
+        #expect(r.stderr.contains("<repl:6>:1:1: error: undefined name 'undefinedname'"))
+    }
+
+    @Test func versionsShowAndRollBack() throws {
+        let r = try REPLTests.repl(["fn greet(n) { \"hi ${n}\" }", "fn greet(n, p = \"!\") { \"hello ${n}${p}\" }", "greet(\"ann\")",
+                                    ":defs", ":show greet", ":rollback greet", "greet(\"bob\")", ":rollback greet", ":rollback nothing"])
+        #expect(r.stdout == """
+        defined greet
+        greet redefined (version 2)
+        "hello ann!"
+        fn greet  v2  (repl)
+        fn greet(n, p = "!") { "hello ${n}${p}" }
+        # v2 repl
+        # v1 repl
+        greet is back to version 1
+        "hi bob"
+
+        """, "\(r.stdout)")
+        #expect(r.stderr.contains(":rollback: 'greet' has only one version: nothing to roll back to"))
+        #expect(r.stderr.contains(":rollback: 'nothing' is not defined in this session"))
+    }
+
+    @Test func flowsRunInTheBackgroundAndRunsCanBeInspected() throws {
+        let r = try REPLTests.repl([
+            "flow slow(n) { $.n = n; sleep(300ms); node twice { n * 2 } }",
+            "slow(21)",
+            "1 + 1",            // answered while slow(21) sleeps
+            ":runs",
+        ])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(3) == ["defined slow", "[started] slow(21) — :runs lists it", "2"], "\(r.stdout)")
+        #expect(lines.contains { $0.hasSuffix("-1  slow  running") }, "\(r.stdout)")
+        // End of input waits for the background run to finish.
+        #expect(lines.last == "[done] slow(21) = 42", "\(r.stdout)")
+    }
+
+    @Test func filesLoadAndReload() throws {
+        let path = try CLITests.temporary("lib.flow", Array("fn double(x) { x * 2 }\nlet base = 10\n".utf8))
+        let r = try REPLTests.repl(["double(base)", ":reload", "double(1)", ":load /nonexistent.flow", ":help"], files: [path])
+        #expect(r.stdout.hasPrefix("defined double\ndefined base\n20\ndouble redefined (version 2)\nbase redefined (version 2)\n2\n"), "\(r.stdout)")
+        #expect(r.stderr.contains(":load: cannot read '/nonexistent.flow'"))
+        #expect(r.stdout.contains(":rollback NAME"))
+    }
+}
+
+extension REPLTests {
+    /// A background run waits for an approval; `:approve` in the same session lets it go on.
+    @Test func approvalsFromThePrompt() throws {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["repl"]
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let w = input.fileHandleForWriting
+        w.write(Data("flow deploy() { let ok = await approve(\"ship?\"); $.ok = ok; ok }\ndeploy()\n".utf8))
+        usleep(400_000)
+        w.write(Data(":approve\n".utf8))
+        usleep(400_000)
+        w.write(Data(":runs\n".utf8))
+        try w.close()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let lines = o.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("approved; run ") }, "\(o)")
+        #expect(lines.contains("[done] deploy() = true"), "\(o)")
+        #expect(lines.last?.hasSuffix("deploy  completed") == true, "\(o)")
+    }
+}
