@@ -37,6 +37,18 @@ struct Repl: ParsableCommand {
         var configuration = SourceLoader.configuration()
         configuration.store = runStore
         configuration.environment = ProcessInfo.processInfo.environment
+        // Hot swaps are reported as they happen.
+        configuration.onEvent = { event in
+            guard case .map(let e) = event, let type = e.get("type")?.stringValue, type.hasPrefix("swap:") else { return }
+            let run = e.get("run")?.stringValue ?? "?"
+            switch type {
+            case "swap:done":
+                SourceLoader.printOut("[swap] run \(run) is on version \(Printer.display(e.get("version") ?? .nilValue)) of \(e.get("flow")?.stringValue ?? "?")\n")
+            case "swap:refused":
+                SourceLoader.printOut("[swap] run \(run) stays on its version: \(e.get("reason")?.stringValue ?? "")\n")
+            default: break
+            }
+        }
         let engine = Stdlib.makeEngine(configuration)
         let interactive = isatty(0) != 0
         // A session is a recorded script: its runs have ids, history and time travel.
@@ -45,10 +57,7 @@ struct Repl: ParsableCommand {
         try engine.perform { try engine.interpreter.beginScript(script, resuming: false) }
         let history = ProcessInfo.processInfo.environment["FLOW_HISTORY"]
             ?? (ProcessInfo.processInfo.environment["HOME"].map { $0 + "/.flow_history" })
-        let out: @Sendable (String) -> Void = { s in
-            var bytes = Array(s.utf8)
-            _ = bytes.withUnsafeMutableBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-        }
+        let out: @Sendable (String) -> Void = { SourceLoader.printOut($0) }
         let repl = REPL(engine: engine, interactive: interactive, historyFile: interactive ? history : nil,
                         write: out, writeError: { @Sendable in SourceLoader.printError($0) },
                         readFile: { path in SourceLoader.readBytes(path).flatMap { String(validating: $0, as: UTF8.self) } })

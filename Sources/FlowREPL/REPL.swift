@@ -40,8 +40,8 @@ public final class REPL {
         (":show NAME", "the source of NAME's current version, and its history"),
         (":rollback NAME", "restore NAME's previous version"),
         (":runs", "runs of this session: id, flow, status, waiting on"),
-        (":inspect RUN", "a run's state, current node and what it waits for"),
-        (":history RUN", "a run's events"),
+        (":inspect [RUN]", "a run's state, current node and what it waits for (the latest run without RUN)"),
+        (":history [RUN]", "a run's events (the latest run without RUN)"),
         (":approve [RUN] [reject] [REASON]", "approve (or reject) what a waiting run asks for (RUN: the one waiting, if only one is)"),
         (":quit", "leave (also Ctrl-D)"),
     ]
@@ -107,6 +107,9 @@ public final class REPL {
                 for name in result.defined {
                     let n = engine.image.versions(of: name).last?.number ?? 1
                     write(n > 1 ? "\(name) redefined (version \(n))\n" : "defined \(name)\n")
+                }
+                if !result.offered.isEmpty {
+                    write("[swap] offered to \(result.offered.joined(separator: ", ")): taken at the next node\n")
                 }
             } else if !result.value.isNil || typed && !result.onlyDefinitions && !input.contains("print(") {
                 write(REPL.show(result.value) + "\n")
@@ -192,10 +195,10 @@ public final class REPL {
         case ":runs":
             runs()
         case ":inspect":
-            guard let id = args.first else { return writeError(":inspect needs a run id: :inspect RUN\n") }
+            guard let id = args.first ?? engine.sessionRuns().last?.id else { return writeError(":inspect: no runs yet\n") }
             inspect(id)
         case ":history":
-            guard let id = args.first else { return writeError(":history needs a run id: :history RUN\n") }
+            guard let id = args.first ?? engine.sessionRuns().last?.id else { return writeError(":history: no runs yet\n") }
             engine.flushRuns()
             do {
                 for e in try engine.history(run: id) {

@@ -45,6 +45,9 @@ final class RunLog {
     /// order: replay is at its frontier in a scope when its list is empty.
     var unused: [Substring: [String]] = [:]
     var effectsLeft = 0
+    /// For a recorded effect with effects inside it (a node whose body slept, wrote…): how
+    /// many. Taking the outer one takes them too, since its body does not run again.
+    var nested: [String: Int] = [:]
     var nextSeq = 1
     /// Appended events not yet written; written with the next effect (or the run's end).
     var pending: [EventRecord] = []
@@ -56,6 +59,14 @@ final class RunLog {
     /// `flow cancel` asked for it while no process ran it: the run replays, then is
     /// cancelled where it would go live.
     var cancelRequested = false
+    /// A hot swap in progress: the version replayed, and the state mapping to apply at
+    /// the frontier (HotSwap.swift).
+    var migration: (version: Int, transform: Value?)?
+    /// After a swap, history events get keys of a new epoch: the new code's counters need
+    /// not match the old code's.
+    var epoch = 0
+    /// Nodes a migrating replay skipped so far.
+    var skipped = 0
     /// State changes a fork applies where its copied log ends (`rewind --set`).
     var overrides: [(keys: [Value], value: Value)] = []
 
@@ -219,6 +230,12 @@ extension Interpreter {
             if effect {
                 log.unused[RunLog.scope(of: e.key), default: []].append(e.key)
                 log.effectsLeft += 1
+                // Count it for every recorded effect it is inside of.
+                var scope = RunLog.scope(of: e.key)
+                while !scope.isEmpty {
+                    log.nested[String(scope), default: 0] += 1
+                    scope = RunLog.scope(of: String(scope))
+                }
             }
             log.nextSeq = e.seq + 1
         }
@@ -245,7 +262,10 @@ extension Interpreter {
     /// write (a node that only computed): replay runs that work again, and whatever it
     /// did outside the process was written before it was done (docs/durability.md).
     func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, event: MapBox, durable: Bool = false) throws -> Bool {
-        let key = explicit ?? (Run.scope ?? run.rootScope).next("event:" + type)
+        // A new version replaying the past of a run (a hot swap) adds no history to it.
+        if explicit == nil, log.migration != nil, log.effectsLeft > 0 { return false }
+        var key = explicit ?? (Run.scope ?? run.rootScope).next("event:" + type)
+        if explicit == nil, log.epoch > 0 { key += "~\(log.epoch)" }
         if log.recorded[key] != nil { return false }
         // The fields after seq, type, run and at.
         let fields = MapBox(distinct: Array(event.entries.dropFirst(4)))
@@ -286,22 +306,53 @@ extension Interpreter {
     /// The recorded event for `key` in the current run, taken (each is given once), or nil
     /// when the run is live there. Throws `ReplayDivergence` when the scope still has
     /// recorded effects the code did not ask for.
-    func takeRecorded(_ key: String, in run: Run) throws -> RunLog.Recorded? {
+    func takeRecorded(_ key: String, in run: Run, skippable: Bool = false) throws -> RunLog.Recorded? {
         guard let log = run.log else { return nil }
         if let r = log.recorded[key], r.isEffect {
             let scope = RunLog.scope(of: key)
+            if log.migration != nil, let first = log.unused[scope]?.first, first != key, log.unused[scope]!.contains(key) {
+                // A new version must ask for what the log recorded in the same order.
+                try checkFrontier(run, asking: key)
+            }
             if var list = log.unused[scope], let i = list.firstIndex(of: key) {
                 list.remove(at: i)
                 log.unused[scope] = list
                 log.effectsLeft -= 1
+                if let inner = log.nested[key], inner > 0 {
+                    // Its body is not run again: what it recorded inside is done with.
+                    let prefix = key + "/"
+                    for s in Array(log.unused.keys) where s.hasPrefix(prefix) || s == key {
+                        log.effectsLeft -= log.unused[s]?.count ?? 0
+                        log.unused[s] = nil
+                    }
+                    log.nested[key] = 0
+                }
+                if log.effectsLeft == 0, log.migration != nil { try finishMigration(run, log) }
             }
             // A value that could not be written down cannot be given back: run it again.
             return r.opaque ? nil : r
+        }
+        if log.migration != nil, log.effectsLeft > 0, skippable {
+            // A new version that only ever asks for new nodes never reaches the frontier.
+            log.skipped += 1
+            if log.skipped > log.recorded.count + 1 {
+                    throw ReplayDivergence(run: run.id, message: "the new version kept asking for nodes the log does not have ('\(key)') and never for what it recorded")
+            }
+            // A node the new version added, in the part of the run already done: skipped.
+            return RunLog.Recorded(seq: 0, type: "node:skipped", event: .map(MapBox([("type", .str("node:skipped"))])),
+                                   opaque: false, isEffect: true)
         }
         try checkFrontier(run, asking: key)
         if log.cancelRequested { throw CancellationError() }
         if !log.overrides.isEmpty { try applyOverrides(run, log) }
         return nil
+    }
+
+    /// Whether no key of the log has the name of `key` (`scope/name#k`) in its scope.
+    func isNewName(_ key: String, in log: RunLog) -> Bool {
+        guard let hash = key.lastIndex(of: "#") else { return false }
+        let stem = key[..<hash] + "#"
+        return !log.recorded.keys.contains { $0.hasPrefix(stem) }
     }
 
     /// Fails when the code asks for `key` live while its scope still has recorded effects.
@@ -342,20 +393,20 @@ extension Interpreter {
     /// changes, or a cancellation, waiting for the point where its log ends).
     public var isReplaying: Bool {
         guard let log = Run.current?.log else { return false }
-        return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty
+        return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty || log.migration != nil
     }
 
     /// The recorded event of an effect, or nil when the run is live there (`recorded` in
     /// scripts; the engine asks it for every node). Outside durable runs: nil.
     public func recordedEvent(_ key: String) throws -> Value? {
         guard let run = Run.current else { return nil }
-        return try takeRecorded(key, in: run)?.event
+        return try takeRecorded(key, in: run, skippable: true)?.event
     }
 
     /// The recorded event of an effect (waiting for its turn), or nil when live.
     public func replayed(_ key: String) async throws -> Value? {
-        guard let run = Run.current, let r = try takeRecorded(key, in: run) else { return nil }
-        await awaitTurn(run, r.seq)
+        guard let run = Run.current, let r = try takeRecorded(key, in: run, skippable: true) else { return nil }
+        if r.seq > 0 { await awaitTurn(run, r.seq) }
         return r.event
     }
 

@@ -10,6 +10,8 @@ extension Engine {
         public let defined: [String]
         /// True when the input was only definitions (the REPL then prints no value).
         public let onlyDefinitions: Bool
+        /// Runs offered a redefined flow (they move at their next node boundary).
+        public let offered: [String]
     }
 
     /// Evaluates one input in the REPL's module. A failing check (syntax, names, arity —
@@ -17,11 +19,12 @@ extension Engine {
     /// `CompileFailure` and changes nothing; a runtime error throws `FlowError` (the
     /// definitions made before it stay).
     @discardableResult
-    public func evaluate(_ text: String, path: String = "<repl>", origin: String = "repl") throws -> Evaluation {
+    public func evaluate(_ text: String, path: String = "<repl>", origin: String = "repl",
+                         policy: SwapPolicy = .migrate) throws -> Evaluation {
         try perform { [self] in
             let input = try prepare(text, path: path)
             let value = try execute(input.proto, module: input.module)
-            return commit(input, value: value, origin: origin)
+            return commit(input, value: value, origin: origin, policy: policy)
         }
     }
 
@@ -90,8 +93,15 @@ extension Engine {
     }
 
     /// Records what an input defined (in the session and the image).
-    func commit(_ input: Input, value: Value, origin: String) -> Evaluation {
+    func commit(_ input: Input, value: Value, origin: String, policy: SwapPolicy = .migrate) -> Evaluation {
         let resolution = input.resolution
+        var offered: [String] = []
+        for name in resolution.defined where replGlobals[name] != nil && resolution.globals[name]?.kind == .flow {
+            if case .closure(let c)? = input.module.globals[name]?.value {
+                let version = (interpreter.image.versions(of: name).last?.number ?? 0) + 1
+                offered += interpreter.offer(flow: name, closure: c, version: version, policy: policy)
+            }
+        }
         for name in resolution.defined { replGlobals[name] = resolution.globals[name] }
         replCallSites.append(contentsOf: resolution.callSites.map { ($0.name, $0.args, $0.range) })
         record(resolution, file: input.file, module: input.module, origin: origin)
@@ -102,7 +112,7 @@ extension Engine {
             default: return false
             }
         }
-        return Evaluation(value: value, defined: resolution.defined, onlyDefinitions: onlyDefinitions)
+        return Evaluation(value: value, defined: resolution.defined, onlyDefinitions: onlyDefinitions, offered: offered)
     }
 
     /// Adds the definitions an input made to the image, with their source.
@@ -171,7 +181,12 @@ extension Engine {
                     }
                 }
             }
-            if case .closure(let c) = previous.value { cell.define(c) } else {
+            if case .closure(let c) = previous.value {
+                cell.define(c)
+                if previous.info.kind == .flow {
+                    interpreter.offer(flow: name, closure: c, version: previous.number, policy: .migrate)
+                }
+            } else {
                 cell.value = previous.value
                 cell.function = nil
                 cell.direct = nil

@@ -18,6 +18,7 @@ final class NodeNode: Node {
         guard let run = Run.current else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
+        try m.checkSwap(run)
         let path = (Run.scope ?? run.rootScope).next(name)
         let k = m.keys
         let node = MapBox(distinct: [

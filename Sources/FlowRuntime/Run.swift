@@ -42,6 +42,10 @@ public final class Run: @unchecked Sendable {
     /// For a successor started by `continue_as_new`: the key of the call that started the
     /// first run of the chain (the parent records the chain's end under it).
     var callKey: String?
+    /// The version of the flow the run executes, and a newer one offered to it (taken at
+    /// its next node boundary: HotSwap.swift).
+    @exclusivity(unchecked) var closure: Closure?
+    @exclusivity(unchecked) var pendingSwap: SwapRequest?
 
     @TaskLocal static var current: Run?
     /// The scope node paths are made in: the run's root, or a parallel branch.
@@ -216,10 +220,22 @@ extension Interpreter {
 
     /// The run's body, and how it ended.
     func runBody(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
-                 resumed: Bool) async throws -> Value {
-        try beginRun(run, args, resumed: resumed)
+                 resumed: Bool, swapBack: Closure? = nil) async throws -> Value {
+        run.closure = c
+        if let log = run.log, let (version, _) = log.migration, version >= 0 {
+            try emit(run, intern("swap:start"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
+                                                 MapBox.Entry(key: .str("version"), value: .int(version))],
+                     key: "event:swap:start#\(log.nextSeq)")
+            if log.effectsLeft == 0 { try finishMigration(run, log) }
+        } else if run.log?.migration != nil {
+            // Back on the version the run had (after a refused swap): replayed leniently,
+            // like the swap that brought it there.
+        } else {
+            try beginRun(run, args, resumed: resumed)
+        }
         do {
             let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+            if let log = run.log, log.migration != nil, log.effectsLeft > 0 { throw unfinishedReplay(run, log) }
             await finishTasks(run)
             try endCompleted(run, result)
             return result
@@ -233,6 +249,25 @@ extension Interpreter {
             let successor = try endContinued(run, next)
             return try await Run.$current.withValue(run.parent) {
                 try await runFlow(c, next.arguments, named: nil, at: range, successorOf: successor)
+            }
+        } catch let request as SwapRequest {
+            return try await swap(run, to: request, from: c, args, named: named, at: range)
+        } catch let d as ReplayDivergence where run.log?.migration != nil && swapBack != nil {
+            // The new version does not agree with the log: back to the one that does.
+            let log = run.log!
+            log.migration = nil
+            _ = try? emit(run, intern("swap:refused"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
+                                                        MapBox.Entry(key: .str("reason"), value: .str(d.message))],
+                          key: "event:swap:refused#\(log.nextSeq)", durable: true)
+            for t in run.tasks { t.cancel() }
+            try flush(run)
+            // The version it goes back to may itself have come by a swap (with nodes the
+            // log skipped): it is replayed the same lenient way, without a report.
+            let fresh = try reload(run, migrating: SwapRequest(closure: swapBack!, transform: nil, version: -1))
+            return try await Run.$current.withValue(fresh) {
+                try await Run.$scope.withValue(fresh.rootScope) {
+                    try await runBody(fresh, swapBack!, args, named: named, at: range, resumed: true)
+                }
             }
         } catch let e where e is RunsSuspended || e is ReplayDivergence {
             // The run stays as the store has it, to be resumed.

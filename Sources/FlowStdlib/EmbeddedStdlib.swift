@@ -134,9 +134,11 @@ fn run_node(step, body) {
 }
 
 # A recorded outcome: the result again (its undo step registered again, so a saga that
-# fails after a restart still compensates it), or the error again.
+# fails after a restart still compensates it), or the error again. A node that a hot swap
+# added, met in the part of the run already done, is skipped (nil).
 fn replay(step, event) {
   if event.type == "node:failed" { throw event.error }
+  if event.type == "node:skipped" { return nil }
   if step.options.has("compensate") {
     register_compensation(step.options.compensate, event.result, step.path)
   }
