@@ -99,3 +99,61 @@ extension REPLTests {
         #expect(lines.last?.hasSuffix("deploy  completed") == true, "\(o)")
     }
 }
+
+extension REPLTests {
+    /// Pattern 20 through the REPL: a processor swapped and a validation node inserted
+    /// while the batch runs, an unsafe version refused, rollback.
+    @Test func hotSwapFromThePrompt() throws {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["repl", "Examples/hot_swap.flow"]
+        p.currentDirectoryURL = CLITests.root
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let w = input.fileHandleForWriting
+        func send(_ s: String, after ms: UInt32) { usleep(ms * 1000); w.write(Data((s + "\n").utf8)) }
+        send("batch(items)", after: 200)
+        send("fn process(x) { x * 100 }", after: 100)
+        send("""
+        flow batch(list) {
+          $.done = []
+          for item in list {
+            let r = node work { sleep(150ms); process(item) }
+            node validate { assert(r > 0) }
+            $.done = $.done + [r]
+          }
+          return $.done
+        }
+        """, after: 50)
+        send("""
+        flow batch(list) {
+          $.done = []
+          for item in list {
+            let r = node compute { sleep(150ms); process(item) }
+            $.done = $.done + [r]
+          }
+          return $.done
+        }
+        """, after: 500)
+        send(":rollback batch", after: 500)
+        send(":history", after: 1500)
+        try w.close()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(o.contains("[swap] offered to "), "\(o)")
+        #expect(o.contains(" is on version 2 of batch"), "\(o)")
+        #expect(o.contains(" stays on its version: the log recorded 'batch/work#0', but the code finished without asking for it"), "\(o)")
+        #expect(o.contains("batch is back to version 2"), "\(o)")
+        // Items before the new processor were times 10, the rest times 100; every item once.
+        let done = o.split(separator: "\n").first { $0.hasPrefix("[done] batch(items) = ") }.map(String.init) ?? ""
+        let values = done.dropFirst("[done] batch(items) = [".count).dropLast().split(separator: ", ").compactMap { Int($0) }
+        #expect(values.count == 8, "\(o)")
+        #expect(values.enumerated().allSatisfy { i, v in v == (i + 1) * 10 || v == (i + 1) * 100 }, "\(values)")
+        #expect(values.last == 800)
+        // Validation ran from the swap on.
+        #expect(o.contains("batch/validate#7"), "\(o)")
+    }
+}
