@@ -21,12 +21,13 @@ extension Interpreter {
         return r
     }
 
-    /// A run's events as maps: `{seq, type, key, at, …fields}`, `at` from the run's start.
+    /// A run's events as maps: `{seq, type, key, at, time, …fields}`, `at` from the run's
+    /// start, `time` in wall-clock seconds.
     public func timeline(of id: String) throws -> [Value] {
         let record = try storedRun(id)
         return try requireStore().events(run: id).map { e in
             var entries: [(String, Value)] = [("seq", .int(e.seq)), ("type", .str(e.type)), ("key", .str(e.key)),
-                                              ("at", .duration(Int((e.at - record.startedAt) * 1e9)))]
+                                              ("at", .duration(Int((e.at - record.startedAt) * 1e9))), ("time", .float(e.at))]
             if case .map(let m) = (try? JSONText.decode(e.data, tagged: true).value) ?? .nilValue {
                 for entry in m.entries { if let k = entry.key.stringValue { entries.append((k, entry.value)) } }
             }
