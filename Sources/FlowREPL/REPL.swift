@@ -205,7 +205,7 @@ public final class REPL {
                     guard case .map(let m) = e else { continue }
                     var line = "\(Printer.display(m.get("seq") ?? .nilValue))  \(Printer.display(m.get("type") ?? .nilValue))"
                     for entry in m.entries {
-                        guard let k = entry.key.stringValue, !["seq", "type", "key", "at", "keys", "old", "node"].contains(k) else { continue }
+                        guard let k = entry.key.stringValue, !["seq", "type", "key", "at", "time", "keys", "old", "node"].contains(k) else { continue }
                         line += k == "path" ? " \(Printer.display(entry.value))" : " \(k)=\(Printer.repr(entry.value, limit: 60))"
                     }
                     write(line + "\n")

@@ -214,7 +214,7 @@ extension Interpreter {
         guard case .map(let m) = event else { return Printer.repr(event) }
         var parts: [String] = []
         for e in m.entries {
-            guard let k = e.key.stringValue, !["seq", "at", "duration", "run", "deadline", "parent", "child", "from", "base"].contains(k) else { continue }
+            guard let k = e.key.stringValue, !["seq", "at", "time", "duration", "run", "deadline", "parent", "child", "from", "base"].contains(k) else { continue }
             parts.append(k == "type" || k == "key" ? Printer.display(e.value) : "\(k)=\(Printer.repr(e.value, limit: 80))")
         }
         return parts.joined(separator: " ")
