@@ -459,9 +459,9 @@ struct Compiler {
             return n
         case .await(let x):
             return AwaitNode(expr(x), e.range)
-        case .quote:
-            // Rejected by the resolver until the workflow engine exists.
-            return ConstNode(.nilValue)
+        case .quote(let block):
+            // Code as data: the statements, not run.
+            return ConstNode(.object(SyntaxValue(block.statements)))
         }
     }
 

@@ -101,6 +101,7 @@ public final class Engine: @unchecked Sendable {
     public init(configuration: Configuration = Configuration()) {
         interpreter = Interpreter(configuration: configuration)
         thread = InterpreterThread(stackSize: Engine.threadStackSize)
+        interpreter.defineHook = { [unowned self] source in try evaluate(source, path: "<define>", origin: "define").defined }
     }
 
     deinit { thread.stop() }
@@ -170,12 +171,20 @@ public final class Engine: @unchecked Sendable {
             try loadPreludes()
             let module = Module(path: file.path)
             interpreter.mainModule = module
-            let (proto, diagnostics) = compile(file, module: module)
-            guard let proto, !diagnostics.contains(where: { $0.severity == .error }) else {
+            let (proto, diagnostics, resolution) = compile(file, module: module, known: [:])
+            guard let proto, let resolution, !diagnostics.contains(where: { $0.severity == .error }) else {
                 throw CompileFailure(diagnostics: diagnostics)
             }
             warnings = diagnostics.filter { $0.severity == .warning }
             beforeRunning?(warnings)
+            // The file's module is the one later definitions (`define`, a REPL's inputs)
+            // go into, checked against what it defines and calls.
+            replModule = module
+            replGlobals = [:]
+            replCallSites = []
+            _ = commit(Input(proto: proto, resolution: resolution, file: file, module: module), value: .nilValue, origin: file.path)
+            // The image holds the values the definitions have once the file's code ran.
+            defer { interpreter.image.fillValues(from: module) }
             return try execute(proto, module: module)
         }
     }

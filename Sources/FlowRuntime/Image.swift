@@ -27,6 +27,15 @@ public final class Image: @unchecked Sendable {
     /// A definition's versions, oldest first.
     public func versions(of name: String) -> [Version] { table[name] ?? [] }
 
+    /// Versions recorded before their code ran take the values their cells have now.
+    func fillValues(from module: Module) {
+        for (name, versions) in table {
+            guard let last = versions.last, last.value.isNil, let cell = module.globals[name], !cell.value.isNil else { continue }
+            table[name]![versions.count - 1] = Version(number: last.number, source: last.source, time: last.time,
+                                                      origin: last.origin, kind: last.kind, value: cell.value, info: last.info)
+        }
+    }
+
     func add(_ name: String, source: String, time: Double, origin: String, kind: String, value: Value, info: GlobalInfo) {
         if table[name] == nil { order.append(name) }
         let number = (table[name]?.last?.number ?? 0) + 1

@@ -95,6 +95,9 @@ public final class Interpreter: @unchecked Sendable {
     public let image = Image()
     /// The module of the file `Engine.run` runs (where `rewind` finds flows by name).
     @exclusivity(unchecked) var mainModule: Module?
+    /// Defines code in the running program (`define(ast)`): set by the engine, checked like
+    /// a REPL redefinition. Returns the names defined.
+    @exclusivity(unchecked) public var defineHook: ((String) throws -> [String])?
     /// The stored run the next flow call is (a fork `rewind` prepared).
     @exclusivity(unchecked) var forcedRun: RunRecord?
     @exclusivity(unchecked) var durableWaiters: [DurableWaiter] = []

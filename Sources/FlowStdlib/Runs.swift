@@ -100,6 +100,27 @@ extension Stdlib {
             }
             throw ContinueAsNew(arguments: call.args)
         }
+        // Code as data (SyntaxValue): a definition's syntax, and new definitions from syntax.
+        i.define("definition", parameters: ["name"]) { call in
+            let name = try call.string(0)
+            guard let syntax = call.interpreter.definitionSyntax(name) else {
+                throw call.error("no definition '\(name)' in this program", kind: "value")
+            }
+            return .object(syntax)
+        }
+        i.define("define", parameters: ["code"]) { call in
+            let source: String
+            switch call[0] {
+            case .object(let o as SyntaxValue): source = o.source
+            case .string(let s): source = s.value
+            default: throw call.typeError("code (quote { … }, definition(…) or a string of Flow)", at: 0)
+            }
+            guard let hook = call.interpreter.defineHook else { throw call.error("this host cannot define code", kind: "permission") }
+            do { return .list(try hook(source).map { .str($0) }) } catch let f as CompileFailure {
+                let first = f.diagnostics.first { $0.severity == .error }
+                throw call.error("the new definition is refused: \(first?.message ?? "it does not compile")", kind: "definition")
+            }
+        }
         i.define("idempotency_key", parameters: []) { call in
             call.interpreter.idempotencyKey.map { .str($0) } ?? .nilValue
         }

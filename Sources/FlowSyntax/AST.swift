@@ -68,6 +68,12 @@ public struct Argument {
     public let label: String?
     public let labelRange: SourceRange?
     public let value: Expr
+
+    public init(label: String?, labelRange: SourceRange?, value: Expr) {
+        self.label = label
+        self.labelRange = labelRange
+        self.value = value
+    }
 }
 
 public enum UnaryOp: String { case negate = "-", not = "not" }
