@@ -24,6 +24,15 @@ public final class SyntaxValue: FlowObject, @unchecked Sendable {
         switch name {
         case "source": return .str(source)
         case "nodes": return .list(SyntaxEdit.nodeNames(statements).map { .str($0) })
+        case "structure":
+            // Nodes in order, with their options as source.
+            var out: [Value] = []
+            SyntaxEdit.visit(statements) { e in
+                guard case .node(let n, let opts, _) = e.kind else { return }
+                let options = MapBox(opts.compactMap { a in a.label.map { ($0, Value.str(SourcePrinter.print(a.value))) } })
+                out.append(.map(MapBox([("node", .str(n)), ("options", .map(options))])))
+            }
+            return .list(out)
         case "definitions":
             return .list(statements.compactMap { s -> Value? in
                 switch s.kind {

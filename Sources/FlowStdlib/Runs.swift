@@ -121,6 +121,20 @@ extension Stdlib {
                 throw call.error("the new definition is refused: \(first?.message ?? "it does not compile")", kind: "definition")
             }
         }
+        // Introspection: how a flow's nodes did across the runs of this program.
+        i.define("node_stats", parameters: ["flow"], required: 0) { call in
+            let flow = call.count > 0 && !call[0].isNil ? try call.string(0) : nil
+            return .map(nodeStats(call.interpreter, flow: flow))
+        }
+        i.define("slowest_node", parameters: ["flow"], required: 0) { call in
+            let flow = call.count > 0 && !call[0].isNil ? try call.string(0) : nil
+            var best: (String, Int)? = nil
+            for e in nodeStats(call.interpreter, flow: flow).entries {
+                guard let name = e.key.stringValue, case .map(let s) = e.value, case .duration(let mean)? = s.get("mean") else { continue }
+                if best == nil || mean > best!.1 { best = (name, mean) }
+            }
+            return best.map { .str($0.0) } ?? .nilValue
+        }
         i.define("idempotency_key", parameters: []) { call in
             call.interpreter.idempotencyKey.map { .str($0) } ?? .nilValue
         }
@@ -211,6 +225,30 @@ extension Stdlib {
             guard let path = e.key.stringValue, !path.isEmpty else { throw call.error("state paths are strings like \"budget\" or \"plan.steps\"", kind: "value") }
             return (path.split(separator: ".").map { Value.str(String($0)) }, e.value)
         }
+    }
+
+    /// `{node: {count, total, mean, max}}` over the `node:end` events of the runs of `flow`
+    /// (of every flow when nil) this program made.
+    static func nodeStats(_ i: Interpreter, flow: String?) -> MapBox {
+        var order: [String] = []
+        var stats: [String: (count: Int, total: Int, max: Int)] = [:]
+        for run in i.runs where flow == nil || run.flow == flow {
+            for event in run.events {
+                guard case .map(let m) = event, m.get("type")?.stringValue == "node:end",
+                      let name = m.get("node")?.stringValue, case .duration(let d)? = m.get("duration") else { continue }
+                if stats[name] == nil { order.append(name) }
+                var s = stats[name] ?? (0, 0, 0)
+                s.count += 1
+                s.total += d
+                s.max = Swift.max(s.max, d)
+                stats[name] = s
+            }
+        }
+        return MapBox(order.map { name in
+            let s = stats[name]!
+            return (name, Value.map(MapBox([("count", .int(s.count)), ("total", .duration(s.total)),
+                                            ("mean", .duration(s.total / Swift.max(1, s.count))), ("max", .duration(s.max))])))
+        })
     }
 
     static func writeFile(_ call: inout BuiltinCall, append: Bool) throws -> Value {
