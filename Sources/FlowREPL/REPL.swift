@@ -20,6 +20,8 @@ public final class REPL {
     var quit = false
     /// Inputs so far: each is a source of its own, named `<repl:N>` in messages.
     var inputs = 0
+    /// What a redefinition does to running runs (`:policy`).
+    var pin = false
 
     public init(engine: Engine, interactive: Bool, historyFile: String?,
                 write: @escaping @Sendable (String) -> Void, writeError: @escaping @Sendable (String) -> Void,
@@ -43,6 +45,7 @@ public final class REPL {
         (":inspect [RUN]", "a run's state, current node and what it waits for (the latest run without RUN)"),
         (":history [RUN]", "a run's events (the latest run without RUN)"),
         (":approve [RUN] [reject] [REASON]", "approve (or reject) what a waiting run asks for (RUN: the one waiting, if only one is)"),
+        (":policy [migrate|pin]", "what redefining a flow does to its running runs: move them at their next node (default) or let them finish on their version"),
         (":quit", "leave (also Ctrl-D)"),
     ]
 
@@ -101,7 +104,7 @@ public final class REPL {
                 write("[started] \(input.trimmingWhitespace) — :runs lists it\n")
                 return
             }
-            let result = try engine.evaluate(input, path: path, origin: origin)
+            let result = try engine.evaluate(input, path: path, origin: origin, policy: pin ? .pin : .migrate)
             if !engine.warnings.isEmpty { writeError(DiagnosticRenderer.render(engine.warnings)) }
             if !result.defined.isEmpty && result.onlyDefinitions {
                 for name in result.defined {
@@ -160,6 +163,13 @@ public final class REPL {
             let width = REPL.commands.map { $0.0.count }.max() ?? 0
             for (c, what) in REPL.commands { write(c + String(repeating: " ", count: width - c.count + 2) + what + "\n") }
             write("A call of a flow (f(…)) runs in the background; the prompt stays usable.\n")
+        case ":policy":
+            switch args.first {
+            case nil: write("policy: \(pin ? "pin" : "migrate")\n")
+            case "migrate"?: pin = false; write("policy: migrate — running runs move to a redefined flow at their next node\n")
+            case "pin"?: pin = true; write("policy: pin — running runs finish on the version they started with\n")
+            case let other?: writeError(":policy is migrate or pin, found '\(other)'\n")
+            }
         case ":quit", ":q", ":exit":
             quit = true
         case ":load":

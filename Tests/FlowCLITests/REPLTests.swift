@@ -157,3 +157,27 @@ extension REPLTests {
         #expect(o.contains("batch/validate#7"), "\(o)")
     }
 }
+
+extension REPLTests {
+    /// With `:policy pin`, a running run is not offered the new version.
+    @Test func pinnedRedefinitionsLeaveRunningRunsAlone() throws {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["repl"]
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let w = input.fileHandleForWriting
+        w.write(Data("flow slow() { node a { sleep(300ms); 1 } \n node b { 2 } }\nslow()\n".utf8))
+        usleep(100_000)
+        w.write(Data(":policy pin\nflow slow() { node a { sleep(300ms); 1 } \n node c { 3 } }\n".utf8))
+        try w.close()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(o.contains("policy: pin"), "\(o)")
+        #expect(!o.contains("[swap]"), "\(o)")
+        #expect(o.contains("[done] slow() = 2"), "\(o)")
+    }
+}
