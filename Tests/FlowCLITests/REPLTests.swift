@@ -3,6 +3,35 @@ import Testing
 
 /// `flow repl` driven through a pipe, as a script (or a test) drives it.
 @Suite struct REPLTests {
+    /// A REPL fed line by line, with pauses, as a person at the prompt would: `send`
+    /// writes input after a pause; `finish` closes the input and returns the output.
+    final class Session {
+        let process = Process()
+        let input = Pipe(), out = Pipe(), err = Pipe()
+
+        init(_ arguments: [String] = []) throws {
+            process.executableURL = CLITests.binary
+            process.arguments = ["repl"] + arguments
+            process.currentDirectoryURL = CLITests.root
+            process.standardInput = input
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+        }
+
+        func send(_ text: String, after ms: UInt32 = 0) {
+            usleep(ms * 1000)
+            input.fileHandleForWriting.write(Data((text + "\n").utf8))
+        }
+
+        func finish() throws -> String {
+            try input.fileHandleForWriting.close()
+            let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return o
+        }
+    }
+
     static func repl(_ lines: [String], files: [String] = []) throws -> CLITests.Outcome {
         try CLITests.flow(["repl"] + files, input: lines.joined(separator: "\n") + "\n")
     }
@@ -76,23 +105,11 @@ import Testing
 extension REPLTests {
     /// A background run waits for an approval; `:approve` in the same session lets it go on.
     @Test func approvalsFromThePrompt() throws {
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = ["repl"]
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let w = input.fileHandleForWriting
-        w.write(Data("flow deploy() { let ok = await approve(\"ship?\"); $.ok = ok; ok }\ndeploy()\n".utf8))
-        usleep(400_000)
-        w.write(Data(":approve\n".utf8))
-        usleep(400_000)
-        w.write(Data(":runs\n".utf8))
-        try w.close()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let session = try Session()
+        session.send("flow deploy() { let ok = await approve(\"ship?\"); $.ok = ok; ok }\ndeploy()")
+        session.send(":approve", after: 400)
+        session.send(":runs", after: 400)
+        let o = try session.finish()
         let lines = o.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.hasPrefix("approved; run ") }, "\(o)")
         #expect(lines.contains("[done] deploy() = true"), "\(o)")
@@ -104,17 +121,8 @@ extension REPLTests {
     /// Pattern 20 through the REPL: a processor swapped and a validation node inserted
     /// while the batch runs, an unsafe version refused, rollback.
     @Test func hotSwapFromThePrompt() throws {
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = ["repl", "Examples/hot_swap.flow"]
-        p.currentDirectoryURL = CLITests.root
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let w = input.fileHandleForWriting
-        func send(_ s: String, after ms: UInt32) { usleep(ms * 1000); w.write(Data((s + "\n").utf8)) }
+        let session = try Session(["Examples/hot_swap.flow"])
+        func send(_ text: String, after ms: UInt32) { session.send(text, after: ms) }
         send("batch(items)", after: 200)
         send("fn process(x) { x * 100 }", after: 100)
         send("""
@@ -140,9 +148,7 @@ extension REPLTests {
         """, after: 500)
         send(":rollback batch", after: 500)
         send(":history", after: 1500)
-        try w.close()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let o = try session.finish()
         #expect(o.contains("[swap] offered to "), "\(o)")
         #expect(o.contains(" is on version 2 of batch"), "\(o)")
         #expect(o.contains(" stays on its version: the log recorded 'batch/work#0', but the code finished without asking for it"), "\(o)")
@@ -161,21 +167,10 @@ extension REPLTests {
 extension REPLTests {
     /// With `:policy pin`, a running run is not offered the new version.
     @Test func pinnedRedefinitionsLeaveRunningRunsAlone() throws {
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = ["repl"]
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let w = input.fileHandleForWriting
-        w.write(Data("flow slow() { node a { sleep(300ms); 1 } \n node b { 2 } }\nslow()\n".utf8))
-        usleep(100_000)
-        w.write(Data(":policy pin\nflow slow() { node a { sleep(300ms); 1 } \n node c { 3 } }\n".utf8))
-        try w.close()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let session = try Session()
+        session.send("flow slow() { node a { sleep(300ms); 1 } \n node b { 2 } }\nslow()")
+        session.send(":policy pin\nflow slow() { node a { sleep(300ms); 1 } \n node c { 3 } }", after: 100)
+        let o = try session.finish()
         #expect(o.contains("policy: pin"), "\(o)")
         #expect(!o.contains("[swap]"), "\(o)")
         #expect(o.contains("[done] slow() = 2"), "\(o)")
