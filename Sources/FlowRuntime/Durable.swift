@@ -62,6 +62,9 @@ final class RunLog {
     /// A hot swap in progress: the version replayed, and the state mapping to apply at
     /// the frontier (HotSwap.swift).
     var migration: (version: Int, transform: Value?)?
+    /// When the run stopped for a swap (wall seconds): `swap:start` reports it, so the
+    /// cost of reloading the log is part of what a swap is seen to take.
+    var swapBegan: Double?
     /// After a swap, history events get keys of a new epoch: the new code's counters need
     /// not match the old code's.
     var epoch = 0

@@ -54,9 +54,11 @@ extension Interpreter {
     /// (the version it ran before), which agrees with the log.
     func swap(_ run: Run, to request: SwapRequest, from back: Closure, _ args: [Value], named: [(String, Value)]?,
               at range: SourceRange?) async throws -> Value {
+        let began = configuration.clock.wallTime()
         for t in run.tasks { t.cancel() }
         try flush(run)
         let fresh = try reload(run, migrating: request)
+        fresh.log?.swapBegan = began
         return try await Run.$current.withValue(fresh) {
             try await Run.$scope.withValue(fresh.rootScope) {
                 try await runBody(fresh, request.closure, args, named: named, at: range, resumed: true, swapBack: back)

@@ -224,7 +224,8 @@ extension Interpreter {
         run.closure = c
         if let log = run.log, let (version, _) = log.migration, version >= 0 {
             try emit(run, intern("swap:start"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
-                                                 MapBox.Entry(key: .str("version"), value: .int(version))],
+                                                 MapBox.Entry(key: .str("version"), value: .int(version)),
+                                                 MapBox.Entry(key: .str("stopped"), value: .float(log.swapBegan ?? configuration.clock.wallTime()))],
                      key: "event:swap:start#\(log.nextSeq)")
             if log.effectsLeft == 0 { try finishMigration(run, log) }
         } else if run.log?.migration != nil {
