@@ -24,6 +24,8 @@ public final class FunctionProto: @unchecked Sendable {
     /// True for a `flow`: calling it starts a run.
     @exclusivity(unchecked) public internal(set) var isFlow = false
     public let range: SourceRange?
+    /// The whole definition's range (for its source in the image).
+    @exclusivity(unchecked) public internal(set) var declarationRange: SourceRange?
 
     init(name: String, parameters: [String], defaults: [Node?], range: SourceRange?) {
         self.name = name

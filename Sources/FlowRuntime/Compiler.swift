@@ -113,6 +113,7 @@ struct Compiler {
                                   defaults: defaults, range: d.nameRange ?? d.range)
         proto.isAsync = inner.suspends
         proto.isFlow = d.kind == .flow
+        proto.declarationRange = d.range
         proto.body = tail(d.body.statements[...])
         proto.boxedParameters = inner.parameters.filter { $0.captured }.map { $0.index }
         proto.frameSize = localBase + inner.maxLocals + maxTemps

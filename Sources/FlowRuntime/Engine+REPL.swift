@@ -211,8 +211,11 @@ extension Engine {
         }) ?? []
     }
 
-    /// The image of this engine's REPL session.
-    public var image: Image { interpreter.image }
+    /// The image: the definitions of the session, the running file and the engine.
+    public var image: Image {
+        _ = try? perform { [self] in try loadPreludes() }
+        return interpreter.image
+    }
 
     /// The current value of a global defined in the REPL session (for completion and
     /// `:show`).

@@ -217,7 +217,11 @@ public final class Engine: @unchecked Sendable {
         }
         // The engine's node policy, when the host ships it (FlowStdlib does).
         if interpreter.configuration.standardLibrary["engine"] != nil {
-            _ = try loadStandardModule("engine", from: nil)
+            let engine = try loadStandardModule("engine", from: nil)
+            // The engine's functions are definitions of the image like any other.
+            for name in engine.exports {
+                if case .closure(let c)? = engine.globals[name]?.value { interpreter.recordEngineFunction(name, c, origin: "std/engine") }
+            }
         }
     }
 

@@ -260,6 +260,18 @@ public final class Interpreter: @unchecked Sendable {
         }
         module.versions[name, default: []].append(cell.value)
         cell.define(new)
+        recordEngineFunction(name, new, origin: "engine.define")
+    }
+
+    /// Puts a version of an engine function in the image (its source from its range).
+    func recordEngineFunction(_ name: String, _ c: Closure, origin: String) {
+        let p = c.proto
+        let whole = p.declarationRange ?? p.range
+        let source = whole.map { $0.file.slice($0.start, $0.end) } ?? "<\(name)>"
+        var info = GlobalInfo(kind: .function, range: p.range ?? SourceRange(file: SourceFile(path: "<engine>", text: ""), start: 0, end: 0))
+        info.parameters = p.parameters
+        info.required = p.arity
+        image.add(name, source: source, time: configuration.clock.wallTime(), origin: origin, kind: "fn", value: .closure(c), info: info)
     }
 
     /// The current definition of an engine function.

@@ -67,6 +67,10 @@ import Testing
         defined greet
         greet redefined (version 2)
         "hello ann!"
+        fn run_node  v1  (std/engine)
+        fn replay  v1  (std/engine)
+        fn attempt  v1  (std/engine)
+        fn backoff  v1  (std/engine)
         fn greet  v2  (repl)
         fn greet(n, p = "!") { "hello ${n}${p}" }
         # v2 repl
@@ -174,5 +178,15 @@ extension REPLTests {
         #expect(o.contains("policy: pin"), "\(o)")
         #expect(!o.contains("[swap]"), "\(o)")
         #expect(o.contains("[done] slow() = 2"), "\(o)")
+    }
+}
+
+extension REPLTests {
+    /// The engine's own functions are definitions of the image: shown, redefined, versioned.
+    @Test func engineFunctionsAreInTheImage() throws {
+        let r = try REPLTests.repl([":show backoff", "engine.define(\"backoff\", fn(options, attempt) => 1ms)", ":show backoff", ":defs"])
+        #expect(r.stdout.hasPrefix("fn backoff(options, attempt) {\n  let base = options.get(\"delay\", 100ms)"), "\(r.stdout)")
+        #expect(r.stdout.contains("fn(options, attempt) => 1ms\n# v2 engine.define\n# v1 std/engine\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("fn run_node  v1  (std/engine)"), "\(r.stdout)")
     }
 }
