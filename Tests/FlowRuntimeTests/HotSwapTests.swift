@@ -102,4 +102,28 @@ import Testing
         // The state was carried through both swaps.
         #expect(Printer.repr(.map(try engine.state(run: id))) == "{done: [10, 200, 300, 400]}")
     }
+
+    @Test func aMigrationFunctionMapsTheState() throws {
+        var c = Configuration()
+        c.store = MemoryStore()
+        c.output = { _ in }
+        let engine = Stdlib.makeEngine(c)
+        try engine.perform { try engine.interpreter.beginScript(ScriptRecord(id: "tr", path: "<repl>", source: "", startedAt: 0), resuming: false) }
+        engine.startBackground()
+        defer { engine.stopBackground() }
+        try engine.evaluate("flow count() { $.n = 1\n node a { 1 }\n await signal(\"go\")\n node b { $.n } }")
+        let box = Box()
+        try engine.evaluateInBackground("count()") { box.set($0) }
+        waitUntil("the wait") { engine.sessionRuns().first?.status == "waiting" }
+        let id = engine.sessionRuns()[0].id
+        let migrate = try engine.evaluate("fn(s) => s.merge({n: s.n * 100})").value
+        let v2 = try engine.evaluate("flow count() { $.n = 1\n node a { 1 }\n await signal(\"go\")\n node b { $.n + 1 } }",
+                                     policy: .transform(migrate))
+        #expect(v2.offered == [id])
+        try engine.signal(run: id, name: "go", value: .nilValue)
+        waitUntil("the end") { box.value != nil }
+        // The replay reached the frontier with n = 1; the function made it 100; v2 adds 1.
+        #expect(try box.value?.get() == .int(101), "\(String(describing: box.value))")
+        #expect(engine.image.versions(of: "count").count == 2)
+    }
 }
