@@ -416,13 +416,12 @@ extension Interpreter {
     /// An instantaneous effect (`now()`, `random()`, reading the environment): the
     /// recorded value on replay; otherwise `produce()`, recorded under `@name#k`.
     public func effect(_ name: String, durable: Bool = false, _ produce: () throws -> Value) throws -> Value {
-        guard let run = Run.current, let log = run.log else { return try produce() }
+        guard let run = Run.current, run.log != nil else { return try produce() }
         let key = (Run.scope ?? run.rootScope).next("@" + name)
         if let r = try takeRecorded(key, in: run), case .map(let m) = r.event { return m.get("value") ?? .nilValue }
         let v = try produce()
         try emit(run, intern("effect"), [MapBox.Entry(key: .str("name"), value: .str(name)),
                                           MapBox.Entry(key: .str("value"), value: v)], key: key, durable: durable)
-        _ = log
         return v
     }
 

@@ -105,8 +105,8 @@ extension Engine {
         for name in resolution.defined { replGlobals[name] = resolution.globals[name] }
         replCallSites.append(contentsOf: resolution.callSites.map { ($0.name, $0.args, $0.range) })
         record(resolution, file: input.file, module: input.module, origin: origin)
-        let program = Parser.parse(input.file).0
-        let onlyDefinitions = !program.statements.isEmpty && program.statements.allSatisfy {
+        let statements = resolution.program?.statements ?? []
+        let onlyDefinitions = !statements.isEmpty && statements.allSatisfy {
             switch $0.kind {
             case .fnDecl, .flowDecl, .typeDecl, .importDecl, .letDecl: return true
             default: return false
@@ -118,8 +118,7 @@ extension Engine {
     /// Adds the definitions an input made to the image, with their source.
     func record(_ res: Resolution, file: SourceFile, module: Module, origin: String) {
         let now = interpreter.configuration.clock.wallTime()
-        let program = Parser.parse(file).0
-        for s in program.statements {
+        for s in res.program?.statements ?? [] {
             let name: String, kind: String
             switch s.kind {
             case .fnDecl(let d): name = d.name ?? ""; kind = "fn"

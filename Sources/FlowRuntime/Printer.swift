@@ -1,3 +1,5 @@
+import FlowSyntax
+
 /// How values read as text: `display` is what `print` and interpolation show (strings
 /// bare), `repr` what a REPL or an error shows (strings quoted). Both stop at cycles.
 public enum Printer {
@@ -72,22 +74,8 @@ public enum Printer {
         return s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || $0 == 95 || ($0 >= 48 && $0 <= 57) }
     }
 
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case "$": out += "\\$"
-            default:
-                if c.value < 32 { out += "\\u{\(String(c.value, radix: 16))}" } else { out.unicodeScalars.append(c) }
-            }
-        }
-        return out + "\""
-    }
+    /// A string as a Flow literal (what `repr` shows).
+    public static func quote(_ s: String) -> String { SourcePrinter.quote(s) }
 
     public static func formatFloat(_ f: Double) -> String {
         if f.isNaN { return "nan" }

@@ -87,6 +87,8 @@ final class Resolution {
     var callSites: [(name: String, args: [Argument], range: SourceRange)] = []
     /// The globals this program defines itself (the others were known before it).
     var defined: [String] = []
+    /// The program resolved (the image records its definitions' source from it).
+    var program: Program?
 }
 
 /// Binds every name of a program and reports every static error before anything runs:
@@ -125,6 +127,7 @@ struct Resolver {
     mutating func resolve(_ program: Program) -> Resolution {
         let main = FunctionScope(decl: nil, name: "<main>", parent: nil)
         res.main = main
+        res.program = program
         function = main
         scopes = [[:]]
         declareGlobals(program.statements)

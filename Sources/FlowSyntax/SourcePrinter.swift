@@ -355,7 +355,8 @@ public struct SourcePrinter {
 
     // MARK: - Literals
 
-    static func quote(_ s: String) -> String { "\"" + escaped(s) + "\"" }
+    /// A string as a Flow literal: quotes, backslashes, `$` and control characters escaped.
+    public static func quote(_ s: String) -> String { "\"" + escaped(s) + "\"" }
 
     static func escaped(_ s: String) -> String {
         var out = ""
@@ -367,9 +368,8 @@ public struct SourcePrinter {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             case "\r": out += "\\r"
-            case "\0": out += "\\0"
             default:
-                if c.value < 0x20 || c.value == 0x7F { out += "\\u{\(String(c.value, radix: 16))}" }
+                if c.value < 0x20 { out += "\\u{\(String(c.value, radix: 16))}" }
                 else { out.unicodeScalars.append(c) }
             }
         }

@@ -16,6 +16,17 @@ import Testing
         var value: Result<Value, Error>? { lock.lock(); defer { lock.unlock() }; return result }
     }
 
+    /// An engine as the REPL has it: runs recorded in memory, a session, the loop running.
+    static func session(_ id: String) throws -> Engine {
+        var c = Configuration()
+        c.store = MemoryStore()
+        c.output = { _ in }
+        let engine = Stdlib.makeEngine(c)
+        try engine.perform { try engine.interpreter.beginScript(ScriptRecord(id: id, path: "<repl>", source: "", startedAt: 0), resuming: false) }
+        engine.startBackground()
+        return engine
+    }
+
     func waitUntil(_ what: String, timeout: Double = 10, _ condition: () -> Bool) {
         let end = Date().addingTimeInterval(timeout)
         while !condition() && Date() < end { usleep(20_000) }
@@ -23,12 +34,7 @@ import Testing
     }
 
     @Test func aRunningRunTakesNewVersionsAtItsNextNode() throws {
-        var c = Configuration()
-        c.store = MemoryStore()
-        c.output = { _ in }
-        let engine = Stdlib.makeEngine(c)
-        try engine.perform { try engine.interpreter.beginScript(ScriptRecord(id: "hs", path: "<repl>", source: "", startedAt: 0), resuming: false) }
-        engine.startBackground()
+        let engine = try HotSwapTests.session("hs")
         defer { engine.stopBackground() }
         try engine.evaluate("""
         fn process(x) { x * 10 }
@@ -104,12 +110,7 @@ import Testing
     }
 
     @Test func aMigrationFunctionMapsTheState() throws {
-        var c = Configuration()
-        c.store = MemoryStore()
-        c.output = { _ in }
-        let engine = Stdlib.makeEngine(c)
-        try engine.perform { try engine.interpreter.beginScript(ScriptRecord(id: "tr", path: "<repl>", source: "", startedAt: 0), resuming: false) }
-        engine.startBackground()
+        let engine = try HotSwapTests.session("tr")
         defer { engine.stopBackground() }
         try engine.evaluate("flow count() { $.n = 1\n node a { 1 }\n await signal(\"go\")\n node b { $.n } }")
         let box = Box()
