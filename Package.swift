@@ -2,8 +2,8 @@
 import PackageDescription
 
 // FlowSyntax, FlowStore and FlowRuntime depend on nothing outside the toolchain so that
-// embedding the interpreter stays light; FlowSQLite pulls in GRDB, the CLI
-// swift-argument-parser.
+// embedding the interpreter stays light; FlowSQLite links the system SQLite,
+// the CLI swift-argument-parser.
 let package = Package(
     name: "Flow",
     products: [
@@ -16,16 +16,16 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "FlowSyntax"),
         // The store protocol and the in-memory store: no dependencies, so the runtime can
         // record runs without pulling in a database.
         .target(name: "FlowStore"),
-        // The SQLite store (GRDB, system SQLite), for hosts that want durability on disk.
-        .target(name: "FlowSQLite", dependencies: ["FlowStore", .product(name: "GRDB", package: "GRDB.swift"),
-                                                   .product(name: "GRDBSQLite", package: "GRDB.swift")]),
+        // The system SQLite (libsqlite3-dev), and the store on it for hosts that want
+        // durability on disk.
+        .systemLibrary(name: "CSQLite"),
+        .target(name: "FlowSQLite", dependencies: ["FlowStore", "CSQLite"]),
         // Async functions run on their caller's executor (SE-0461): the interpreter's
         // async path calls evalAsync at every node, and hopping executors each time cost
         // most of a node's time.

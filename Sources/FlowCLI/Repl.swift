@@ -4,7 +4,9 @@ import FlowRuntime
 import FlowStdlib
 import FlowStore
 import FlowSyntax
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Repl: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,7 +38,7 @@ struct Repl: ParsableCommand {
         let runStore = try options.open()
         var configuration = SourceLoader.configuration()
         configuration.store = runStore
-        configuration.environment = ProcessInfo.processInfo.environment
+        configuration.environment = System.environment
         // Hot swaps are reported as they happen.
         configuration.onEvent = { event in
             guard case .map(let e) = event, let type = e.get("type")?.stringValue, type.hasPrefix("swap:") else { return }
@@ -53,10 +55,10 @@ struct Repl: ParsableCommand {
         let interactive = isatty(0) != 0
         // A session is a recorded script: its runs have ids, history and time travel.
         let script = ScriptRecord(id: try Durable.newScriptID(in: runStore), path: "<repl>", source: "",
-                                  directory: FileManager.default.currentDirectoryPath, startedAt: Date().timeIntervalSince1970)
+                                  directory: System.currentDirectory, startedAt: System.now)
         try engine.perform { try engine.interpreter.beginScript(script, resuming: false) }
-        let history = ProcessInfo.processInfo.environment["FLOW_HISTORY"]
-            ?? (ProcessInfo.processInfo.environment["HOME"].map { $0 + "/.flow_history" })
+        let history = System.env("FLOW_HISTORY")
+            ?? (System.env("HOME").map { $0 + "/.flow_history" })
         let out: @Sendable (String) -> Void = { SourceLoader.printOut($0) }
         let repl = REPL(engine: engine, interactive: interactive, historyFile: interactive ? history : nil,
                         write: out, writeError: { @Sendable in SourceLoader.printError($0) },

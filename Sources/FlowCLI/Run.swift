@@ -3,7 +3,6 @@ import FlowRuntime
 import FlowStdlib
 import FlowStore
 import FlowSyntax
-import Foundation
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,10 +40,10 @@ struct Run: ParsableCommand {
         let display = try EventDisplay.parse(events)
         let source = try SourceLoader.load(file)
         let store = try store.open()
-        let directory = FileManager.default.currentDirectoryPath
+        let directory = System.currentDirectory
         let script = ScriptRecord(id: try Durable.newScriptID(in: store), path: file, source: source.text,
                                   arguments: JSONText.quoteList(arguments), directory: directory,
-                                  startedAt: Date().timeIntervalSince1970)
+                                  startedAt: System.now)
         let recording = self.store.resolved == "none" ? nil : store
         let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display,
                                    arguments: arguments, retention: try self.store.retentionNanoseconds())

@@ -2,7 +2,6 @@ import ArgumentParser
 import FlowRuntime
 import FlowStore
 import FlowSyntax
-import Foundation
 
 struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +25,7 @@ struct Runs: ParsableCommand {
         let store = try store.open(mustExist: true)
         let runs = try store.runs(RunQuery(status: status.isEmpty ? nil : status, rootsOnly: roots, limit: limit))
         if runs.isEmpty { print("no runs"); return }
-        let now = Date().timeIntervalSince1970
+        let now = System.now
         var rows = [["ID", "FLOW", "STATUS", "STARTED", "DURATION", "WAITING ON"]]
         for r in runs {
             let flow = r.parent == nil ? r.flow : "  " + r.flow
@@ -40,9 +39,11 @@ struct Runs: ParsableCommand {
 func printTable(_ rows: [[String]]) {
     let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
     for row in rows {
-        let line = row.enumerated().map { c, cell in cell + String(repeating: " ", count: widths[c] - cell.count) }
-            .joined(separator: "  ")
-        print(line.trimmingCharacters(in: .whitespaces))
+        // Every column padded to its width but the last, so no line ends in spaces.
+        let line = row.enumerated().map { c, cell in
+            c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count)
+        }.joined(separator: "  ")
+        print(line)
     }
 }
 
@@ -170,7 +171,7 @@ func deliver(to run: String, store options: StoreOptions, events: String?, kind:
         throw ExitCode(65)
     }
     try store.post(InboxMessage(run: run, kind: kind, name: name, data: try JSONText.encode(value, tagged: true),
-                                at: Date().timeIntervalSince1970))
+                                at: System.now))
     let code = try Durable.resume(scriptOf: record, store: store, display: display)
     if code != 0 { throw ExitCode(code) }
 }
@@ -194,7 +195,7 @@ struct Approve: ParsableCommand {
     func run() throws {
         var fields: [(String, Value)] = [("approved", .bool(!reject))]
         if let reason { fields.append(("reason", .str(reason))) }
-        fields.append(("by", .str(ProcessInfo.processInfo.environment["USER"] ?? "cli")))
+        fields.append(("by", .str(System.env("USER") ?? "cli")))
         try deliver(to: id, store: store, events: events, kind: "approval", value: .map(MapBox(fields)))
     }
 }
@@ -282,7 +283,7 @@ struct Rewind: ParsableCommand {
             throw ExitCode(65)
         }
         SourceLoader.printError("flow: run \(id) forked at event \(to) as run \(fork.id) (script \(script.id))\n")
-        let arguments = (try? JSONDecoder().decode([String].self, from: Data(script.arguments.utf8))) ?? []
+        let arguments = JSONText.unquoteList(script.arguments) ?? []
         let code = Durable.execute(SourceFile(path: script.path, text: script.source), script: script, resuming: true,
                                    store: store, display: display, arguments: arguments)
         if code != 0 { throw ExitCode(code) }
@@ -355,7 +356,7 @@ struct Prune: ParsableCommand {
             throw ValidationError("--older-than is a duration like 30d, 12h, 45m or 90s, found '\(olderThan)'")
         }
         let store = try store.open(mustExist: true)
-        let n = try store.prune(endedBefore: Date().timeIntervalSince1970 - Double(ns) / 1e9)
+        let n = try store.prune(endedBefore: System.now - Double(ns) / 1e9)
         print("pruned \(n) run\(n == 1 ? "" : "s")")
     }
 }

@@ -4,7 +4,9 @@ import FlowStdlib
 import FlowStore
 import FlowSQLite
 import FlowSyntax
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `--store PATH|memory`, shared by every command that touches runs.
 struct StoreOptions: ParsableArguments {
@@ -18,7 +20,7 @@ struct StoreOptions: ParsableArguments {
 
     /// The retention in nanoseconds, if one is set.
     func retentionNanoseconds() throws -> Int? {
-        guard let text = retention ?? ProcessInfo.processInfo.environment["FLOW_RETENTION"], !text.isEmpty else { return nil }
+        guard let text = retention ?? System.env("FLOW_RETENTION"), !text.isEmpty else { return nil }
         guard let ns = StoreOptions.parseDuration(text) else {
             throw ValidationError("a retention is a duration like 30d, 12h, 45m or 90s, found '\(text)'")
         }
@@ -34,22 +36,33 @@ struct StoreOptions: ParsableArguments {
 
     var resolved: String {
         if let path { return path }
-        if let env = ProcessInfo.processInfo.environment["FLOW_STORE"], !env.isEmpty { return env }
+        if let env = System.env("FLOW_STORE"), !env.isEmpty { return env }
         return ".flow/flow.db"
+    }
+
+    /// Creates `path` and its missing parents; the reason it could not, or nil.
+    static func makeDirectories(_ path: String) -> String? {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { return String(cString: strerror(errno)) }
+            prefix += "/"
+        }
+        return nil
     }
 
     /// Opens the store, creating its folder; prints why not and exits 74 on failure.
     func open(mustExist: Bool = false) throws -> any RunStore {
         let path = resolved
         if path == "memory" || path == "none" { return MemoryStore() }
-        let dir = (path as NSString).deletingLastPathComponent
-        if mustExist && !FileManager.default.fileExists(atPath: path) {
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+        if mustExist && !System.exists(path) {
             SourceLoader.printError("flow: no store at '\(path)' (runs are recorded there by `flow run`; --store or FLOW_STORE chooses another)\n")
             throw ExitCode(66)
         }
-        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                SourceLoader.printError("flow: cannot create '\(dir)' for the store: \(error.localizedDescription)\n")
+        if !dir.isEmpty && !System.exists(dir) {
+            if let failure = Self.makeDirectories(dir) {
+                SourceLoader.printError("flow: cannot create '\(dir)' for the store: \(failure)\n")
                 throw ExitCode(74)
             }
         }
@@ -91,7 +104,7 @@ enum Durable {
         // A killed process nobody has waited for yet is a zombie: dead.
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
            let close = stat.lastIndex(of: ")") {
-            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+            let state = stat[stat.index(after: close)...].first { $0 != " " }
             if state == "Z" || state == "X" { return false }
         }
         return true
@@ -105,7 +118,7 @@ enum Durable {
         configuration.arguments = arguments
         configuration.store = store
         configuration.suspendWhenIdle = true
-        configuration.environment = ProcessInfo.processInfo.environment
+        configuration.environment = System.environment
         let progress = Progress(display: display)
         configuration.onEvent = { progress.receive($0) }
         let engine = Stdlib.makeEngine(configuration)
@@ -152,16 +165,19 @@ enum Durable {
             SourceLoader.printError("flow: script \(script.id) (\(script.path)) is being executed by \(script.owner ?? "?"); it takes messages itself\n")
             return 0
         }
-        let arguments = (try? JSONDecoder().decode([String].self, from: Data(script.arguments.utf8))) ?? []
+        let arguments = JSONText.unquoteList(script.arguments) ?? []
         let file = SourceFile(path: script.path, text: script.source)
         return execute(file, script: script, resuming: true, store: store, display: display, arguments: arguments)
     }
 
     /// Local time, to the second.
     static func time(_ t: Double) -> String {
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return f.string(from: Date(timeIntervalSince1970: t))
+        var seconds = time_t(t.rounded(.down))
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func duration(_ seconds: Double) -> String {

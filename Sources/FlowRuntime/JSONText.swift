@@ -362,4 +362,15 @@ extension JSONText {
     public static func quoteList(_ items: [String]) -> String {
         "[" + items.map { quote($0) }.joined(separator: ",") + "]"
     }
+
+    /// The strings of a list `quoteList` wrote; nil if `text` is not a list of strings.
+    public static func unquoteList(_ text: String) -> [String]? {
+        guard case .list(let box) = try? decode(text).value else { return nil }
+        var items: [String] = []
+        for v in box.items {
+            guard case .string(let s) = v else { return nil }
+            items.append(s.value)
+        }
+        return items
+    }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import FlowStore
-import FlowSQLite
+@testable import FlowSQLite
 
 /// The checks every `RunStore` must pass, run on each store.
 enum Stores {
@@ -150,6 +150,42 @@ enum Stores {
         let again = try SQLiteStore(path: path)
         #expect(try again.run(id: "r1")?.flow == "f")
         #expect(try again.events(run: "r1").count == 1)
+    }
+
+    /// Files from before the store left GRDB have schema 1 recorded in GRDB's table, not
+    /// in `user_version`: they open as they are, runs kept, nothing created twice.
+    @Test func opensAFileWrittenThroughGRDB() throws {
+        let path = try Self.temporaryPath()
+        do {
+            let db = try Connection(path: path, busyTimeout: 1)
+            try db.execute(SQLiteStore.migrations[0])
+            try db.execute("""
+                CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                INSERT INTO grdb_migrations VALUES ('v1: scripts, runs, events, inbox');
+                INSERT INTO run (id, script, flow, key, arguments, status, started_at)
+                  VALUES ('old', 's', 'f', 'f#0', '[]', 'completed', 1);
+                """)
+        }
+        let store = try SQLiteStore(path: path)
+        #expect(try store.run(id: "old")?.status == "completed")
+        let version = try Connection(path: path, busyTimeout: 1).rows("PRAGMA user_version").first?.int("user_version")
+        #expect(version == SQLiteStore.migrations.count)
+    }
+
+    @Test func refusesAFileFromANewerFlow() throws {
+        let path = try Self.temporaryPath()
+        try Connection(path: path, busyTimeout: 1).execute("PRAGMA user_version = 99")
+        #expect {
+            try SQLiteStore(path: path)
+        } throws: { error in
+            "\(error)".contains("schema version 99") && "\(error)".contains(path)
+        }
+    }
+
+    static func temporaryPath() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flow-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("flow.db").path
     }
 
     @Test func reportsAFileThatIsNotADatabase() throws {
