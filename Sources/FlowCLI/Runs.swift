@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowRuntime
+import FlowSQLite
 import FlowStore
 import FlowSyntax
 
@@ -357,6 +358,8 @@ struct Prune: ParsableCommand {
         }
         let store = try store.open(mustExist: true)
         let n = try store.prune(endedBefore: System.now - Double(ns) / 1e9)
+        // Maintenance: the write-ahead log goes into the file, which then holds everything.
+        try (store as? SQLiteStore)?.checkpoint()
         print("pruned \(n) run\(n == 1 ? "" : "s")")
     }
 }

@@ -123,7 +123,6 @@ enum Durable {
         configuration.onEvent = { progress.receive($0) }
         let engine = Stdlib.makeEngine(configuration)
         progress.interpreter = engine.interpreter
-        defer { (store as? SQLiteStore).map { try? $0.checkpoint() } }
         do {
             // Warnings are shown before the script's output, without stopping it.
             try engine.run(file, script: script, resuming: resuming) { warnings in

@@ -30,6 +30,9 @@ public final class SQLiteStore: RunStore, Sendable {
         do {
             let db = try Connection(path: path, busyTimeout: busyTimeout)
             try db.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous.rawValue)")
+            // The log is copied into the file when it reaches SQLite's autocheckpoint size
+            // (1000 pages) or on `checkpoint()`, not each time a process closes the store.
+            flow_sqlite3_no_checkpoint_on_close(db.handle)
             try Self.migrate(db)
             state = Mutex(State(db: db))
         } catch let e as StoreError {
@@ -273,8 +276,9 @@ public final class SQLiteStore: RunStore, Sendable {
         }
     }
 
-    /// Copies the write-ahead log into the database file and truncates it (done when the
-    /// CLI closes the store, so the file alone holds everything).
+    /// Copies the write-ahead log into the database file and truncates it, so the file
+    /// alone holds everything (`flow prune` does it; otherwise SQLite does it when the log
+    /// reaches 1000 pages).
     public func checkpoint() throws {
         try perform { state in
             let rc = sqlite3_wal_checkpoint_v2(state.db.handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)

@@ -195,4 +195,27 @@ import Testing
         let bad = try CLITests.flow(["rewind", id, "--to", "99"], store: store)
         #expect(bad.status == 65 && bad.stderr.contains("has events 1 to"), "\(bad.stderr)")
     }
+
+    /// Runs stay in the write-ahead log beside the file until `flow prune` folds it in.
+    @Test func pruneDeletesFinishedRunsAndFoldsTheLogIntoTheFile() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        func walSize() throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: store + "-wal")[.size] as? Int) ?? -1
+        }
+        let script = dir.appendingPathComponent("greet.flow").path
+        try Data("flow greet(n) { node say { print(\"hi\", n) } }\ngreet(1)\n".utf8).write(to: URL(fileURLWithPath: script))
+        #expect(try CLITests.flow(["run", "--events", "none", script], store: store).stdout == "hi 1\n")
+        #expect(try CLITests.flow(["run", "--events", "none", script], store: store).status == 0)
+        #expect(try walSize() > 0)
+        #expect(try CLITests.flow(["runs"], store: store).stdout.split(separator: "\n").count == 3)
+        let young = try CLITests.flow(["prune", "--older-than", "1d"], store: store)
+        #expect(young.stdout == "pruned 0 runs\n")
+        #expect(try walSize() == 0)
+        let old = try CLITests.flow(["prune", "--older-than", "0s"], store: store)
+        #expect(old.stdout == "pruned 2 runs\n", "\(old.stdout) \(old.stderr)")
+        #expect(try CLITests.flow(["runs"], store: store).stdout.split(separator: "\n").count == 1)
+        let bad = try CLITests.flow(["prune", "--older-than", "soon"], store: store)
+        #expect(bad.status == 64 && bad.stderr.contains("found 'soon'"), "\(bad.stderr)")
+    }
 }
