@@ -304,16 +304,26 @@ struct Compiler {
             let current = op == .assign ? ConstNode(.nilValue) : read(ref, target.range)
             return write(ref, combine(&self, current))
         case .member(let o, let name, let nameRange):
-            let on = expr(o)
             let box = interpreter.intern(name)
-            let current: Node = op == .assign ? ConstNode(.nilValue) : MemberNode(expr(o), name, box, nameRange)
-            let v = combine(&self, current)
-            return hoist([on, v]) { MemberSetNode($0[0], name, box, $0[1], target.range) }
+            if op == .assign {
+                let on = expr(o), v = combine(&self, ConstNode(.nilValue))
+                return hoist([on, v]) { MemberSetNode($0[0], name, box, $0[1], target.range) }
+            }
+            // `a.b += e` evaluates `a` once: into a temporary that the read and the write share.
+            let on = expr(o), s = temp()
+            let v = combine(&self, MemberNode(LocalGet(s), name, box, nameRange))
+            let set = hoist([LocalGet(s), v]) { MemberSetNode($0[0], name, box, $0[1], target.range) }
+            return TempNode(slots: [s], parts: [on], body: set)
         case .index(let o, let i):
-            let on = expr(o), ix = expr(i)
-            let current: Node = op == .assign ? ConstNode(.nilValue) : IndexNode(expr(o), expr(i), target.range)
-            let v = combine(&self, current)
-            return hoist([on, ix, v]) { IndexSetNode($0[0], $0[1], $0[2], target.range) }
+            if op == .assign {
+                let on = expr(o), ix = expr(i), v = combine(&self, ConstNode(.nilValue))
+                return hoist([on, ix, v]) { IndexSetNode($0[0], $0[1], $0[2], target.range) }
+            }
+            // `xs[i] += e` evaluates `xs` and `i` once each.
+            let on = expr(o), ix = expr(i), so = temp(), si = temp()
+            let v = combine(&self, IndexNode(LocalGet(so), LocalGet(si), target.range))
+            let set = hoist([LocalGet(so), LocalGet(si), v]) { IndexSetNode($0[0], $0[1], $0[2], target.range) }
+            return TempNode(slots: [so, si], parts: [on, ix], body: set)
         default:
             return ConstNode(.nilValue)
         }

@@ -22,7 +22,12 @@ public final class MapBox: @unchecked Sendable {
     @exclusivity(unchecked) private var positional: [Value] = []
     /// True while every key i is `.int(i)`; the map then lives in `positional`.
     @exclusivity(unchecked) private var sequential = true
-    /// Positions into `store`, or -1; `capacity` is a power of two, or 0 without index.
+    /// Entries removed from an indexed map stay in `store` as holes (a `.cell` key, which
+    /// no real key can be) until they are half of it; then `store` is compacted. Without
+    /// an index there are no holes.
+    @exclusivity(unchecked) private var holes = 0
+    /// Positions into `store`, -1 for a free slot or -2 for a removed one; `capacity` is a
+    /// power of two, or 0 without index.
     @exclusivity(unchecked) private var index: UnsafeMutablePointer<Int32>? = nil
     @exclusivity(unchecked) private var capacity = 0
     /// The name of the `type` this record was built by, if any.
@@ -44,17 +49,25 @@ public final class MapBox: @unchecked Sendable {
 
     deinit { index?.deallocate() }
 
-    public var count: Int { sequential ? positional.count : store.count }
+    public var count: Int { sequential ? positional.count : store.count - holes }
+
+    /// The entries without holes.
+    private var live: [Entry] { holes == 0 ? store : store.filter { !MapBox.isHole($0.key) } }
+
+    @inline(__always) private static func isHole(_ key: Value) -> Bool {
+        if case .cell = key { return true }
+        return false
+    }
 
     /// The entries in insertion order (built on demand for a positional map).
     public var entries: [Entry] {
         if sequential { return positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) } }
-        return store
+        return live
     }
     public var keys: [Value] {
-        sequential ? positional.indices.map { Value.int($0) } : store.map { $0.key }
+        sequential ? positional.indices.map { Value.int($0) } : live.map { $0.key }
     }
-    public var values: [Value] { sequential ? positional : store.map { $0.value } }
+    public var values: [Value] { sequential ? positional : live.map { $0.value } }
 
     /// True for values that can be keys.
     public static func isKey(_ v: Value) -> Bool {
@@ -111,8 +124,8 @@ public final class MapBox: @unchecked Sendable {
             var i = MapBox.hash(key) & mask
             while true {
                 let e = Int(table[i])
-                if e < 0 { return nil }
-                if MapBox.same(store[e].key, key) { return e }
+                if e == -1 { return nil }
+                if e >= 0 && MapBox.same(store[e].key, key) { return e }
                 i = (i + 1) & mask
             }
         }
@@ -201,6 +214,10 @@ public final class MapBox: @unchecked Sendable {
     }
 
     private func rebuild(_ newCapacity: Int) {
+        if holes > 0 {
+            store.removeAll { MapBox.isHole($0.key) }
+            holes = 0
+        }
         index?.deallocate()
         capacity = newCapacity
         let table = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
@@ -220,16 +237,28 @@ public final class MapBox: @unchecked Sendable {
             leaveSequential()
         }
         guard let i = find(k) else { return nil }
-        let v = store.remove(at: i).value
-        if index != nil { rebuild(capacity) }
+        guard let table = index else { return store.remove(at: i).value }
+        // Indexed: leave a hole (and a removed mark in the index) instead of moving the
+        // entries after it; compact when holes are half of `store`. Removing every key of
+        // a big map one by one is then linear, not quadratic.
+        let v = store[i].value
+        store[i] = Entry(key: .cell(MapBox.holeMark), value: .nilValue)
+        holes += 1
+        let mask = capacity - 1
+        var slot = MapBox.hash(k) & mask
+        while Int(table[slot]) != i { slot = (slot + 1) & mask }
+        table[slot] = -2
+        if holes * 2 > store.count { rebuild(MapBox.capacity(for: store.count - holes)) }
         return v
     }
+
+    private static let holeMark = Cell(.nilValue)
 
     public func copy() -> MapBox {
         let m = MapBox()
         m.sequential = sequential
         m.positional = positional
-        m.store = store
+        m.store = live
         if index != nil { m.rebuild(capacity) }
         m.typeName = typeName
         return m

@@ -49,7 +49,7 @@ final class NodeNode: Node {
             // Cancellation is not a Flow error (the engine cannot catch it), so the
             // interpreter reports the node's end.
             if let run = Run.current, case .map(let node) = args[0], let path = node.get(box: m.keys.path) {
-                try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
+                _ = try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
             }
             throw CancellationError()
         }
@@ -218,7 +218,7 @@ extension Interpreter {
             if e.value.path == nil { e.value.path = scope.prefix }
             throw e
         } catch is CancellationError {
-            try? emit(run, "branch:cancelled", [("path", .str(scope.prefix))])
+            _ = try? emit(run, "branch:cancelled", [("path", .str(scope.prefix))])
             throw CancellationError()
         }
     }

@@ -232,6 +232,27 @@ final class HoistNode: Node {
     }
 }
 
+/// Evaluates parts once into temporary slots, in order, then the body that reads them:
+/// `a.b += 1` and `xs[i] *= 2` evaluate their receiver and index once.
+final class TempNode: Node {
+    let slots: [Int]
+    let parts: [Node]
+    let body: Node
+    init(slots: [Int], parts: [Node], body: Node) {
+        self.slots = slots; self.parts = parts; self.body = body
+        super.init()
+        yields = parts.contains { $0.yields } || body.yields
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        for (s, p) in zip(slots, parts) { fp[s] = try p.eval(fp, m) }
+        return try body.eval(fp, m)
+    }
+    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+        for (s, p) in zip(slots, parts) { fp[s] = try await run(p, fp, m) }
+        return try await run(body, fp, m)
+    }
+}
+
 // MARK: - Control flow
 
 /// A condition of the form `local < c` (any of < <= > >= with an int constant), tested

@@ -137,6 +137,11 @@ enum Ops {
 
     /// Structural equality: lists and maps compare by contents, numbers across int/float.
     static func equal(_ a: Value, _ b: Value) -> Bool {
+        var walk = ContainerWalk()
+        return equal(a, b, &walk)
+    }
+
+    private static func equal(_ a: Value, _ b: Value, _ walk: inout ContainerWalk) -> Bool {
         switch (a, b) {
         case (.nilValue, .nilValue): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -149,13 +154,18 @@ enum Ops {
         case (.list(let x), .list(let y)):
             if x === y { return true }
             guard x.items.count == y.items.count else { return false }
-            for (p, q) in zip(x.items, y.items) where !equal(p, q) { return false }
+            // The same pair met again deeper down is a cycle that has not differed so far.
+            guard walk.enter(x, y) else { return true }
+            defer { walk.leave(x, y) }
+            for (p, q) in zip(x.items, y.items) where !equal(p, q, &walk) { return false }
             return true
         case (.map(let x), .map(let y)):
             if x === y { return true }
             guard x.count == y.count else { return false }
+            guard walk.enter(x, y) else { return true }
+            defer { walk.leave(x, y) }
             for e in x.entries {
-                guard let w = y.get(e.key), equal(e.value, w) else { return false }
+                guard let w = y.get(e.key), equal(e.value, w, &walk) else { return false }
             }
             return true
         case (.closure(let x), .closure(let y)): return x === y
@@ -166,15 +176,48 @@ enum Ops {
         }
     }
 
+    /// The pairs of containers a comparison is inside, so that comparing values that
+    /// contain themselves ends. Shallow comparisons (the usual case) record nothing: pairs
+    /// are tracked only below `untracked` levels, where any cycle is bound to come round.
+    struct ContainerWalk {
+        private struct Pair: Hashable { let a: ObjectIdentifier, b: ObjectIdentifier }
+        private static let untracked = 64
+        private var depth = 0
+        private var active: Set<Pair> = []
+
+        /// False when this pair is already being compared further up.
+        mutating func enter(_ a: AnyObject, _ b: AnyObject) -> Bool {
+            depth += 1
+            guard depth > Self.untracked else { return true }
+            if active.insert(Pair(a: ObjectIdentifier(a), b: ObjectIdentifier(b))).inserted { return true }
+            depth -= 1
+            return false
+        }
+
+        mutating func leave(_ a: AnyObject, _ b: AnyObject) {
+            if depth > Self.untracked { active.remove(Pair(a: ObjectIdentifier(a), b: ObjectIdentifier(b))) }
+            depth -= 1
+        }
+    }
+
     /// Ordering for `<` and sorting: numbers, strings, durations, and lists of those.
     static func compare(_ a: Value, _ b: Value, _ op: String, _ r: SourceRange?) throws -> Int {
+        var walk = ContainerWalk()
+        return try compare(a, b, op, r, &walk)
+    }
+
+    private static func compare(_ a: Value, _ b: Value, _ op: String, _ r: SourceRange?,
+                                _ walk: inout ContainerWalk) throws -> Int {
         switch (a, b) {
         case (.int(let x), .int(let y)): return x < y ? -1 : (x == y ? 0 : 1)
         case (.string(let x), .string(let y)): return x.value < y.value ? -1 : (x.value == y.value ? 0 : 1)
         case (.duration(let x), .duration(let y)): return x < y ? -1 : (x == y ? 0 : 1)
         case (.list(let x), .list(let y)):
+            // Lists that contain themselves: a pair met again orders as equal so far.
+            guard walk.enter(x, y) else { return 0 }
+            defer { walk.leave(x, y) }
             for (p, q) in zip(x.items, y.items) {
-                let c = try compare(p, q, op, r)
+                let c = try compare(p, q, op, r, &walk)
                 if c != 0 { return c }
             }
             return x.items.count < y.items.count ? -1 : (x.items.count == y.items.count ? 0 : 1)
