@@ -111,6 +111,15 @@ extension Interpreter {
         case start(key: String?, resumed: RunRecord?)
     }
 
+    /// What `runFlow` does next, decided synchronously: small, because `runFlow`'s frame
+    /// holds it while the run is suspended.
+    enum FlowStep {
+        case replay(seq: Int, event: Value)
+        case outcome(Value)
+        case follow(args: [Value], Successor)
+        case run(Run, resumed: Bool)
+    }
+
     /// Runs a flow's body as a new run (a child of the current run, if any), emitting
     /// `run:start` and `run:end`. With a store, a call the store already knows is that run
     /// again: a finished one gives its recorded outcome, an unfinished one resumes.
@@ -121,21 +130,42 @@ extension Interpreter {
     func runFlow(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
                  successorOf previous: Successor? = nil) async throws -> Value {
         let parent = Run.current
-        switch try planFlowCall(c, parent: parent, previous: previous) {
-        case .recordedChild(let seq, let event):
+        switch try prepareFlowCall(c, args, parent: parent, previous: previous, at: range) {
+        case .replay(let seq, let event):
             await awaitTurn(parent!, seq)
             return try childOutcome(event, at: range)
-        case .finished(let found, let key):
-            if let parent { try recordChild(parent, key: previous?.callKey ?? key, found) }
-            return try outcome(of: found, at: range)
+        case .outcome(let value):
+            return value
         case .follow(let nextArgs, let successor):
             return try await runFlow(c, nextArgs, named: nil, at: range, successorOf: successor)
+        case .run(let run, let resumed):
+            return try await startRun(run, c, args, named: named, at: range, resumed: resumed)
+        }
+    }
+
+    @inline(never)
+    func prepareFlowCall(_ c: Closure, _ args: [Value], parent: Run?, previous: Successor?,
+                         at range: SourceRange?) throws -> FlowStep {
+        switch try planFlowCall(c, parent: parent, previous: previous) {
+        case .recordedChild(let seq, let event):
+            return .replay(seq: seq, event: event)
+        case .finished(let found, let key):
+            if let parent { try recordChild(parent, key: previous?.callKey ?? key, found) }
+            return .outcome(try outcome(of: found, at: range))
+        case .follow(let nextArgs, let successor):
+            return .follow(args: nextArgs, successor)
         case .start(let key, let resumed):
-            let run = try makeRun(c, args, parent: parent, key: key, resumed: resumed, previous: previous)
-            return try await Run.$current.withValue(run) {
-                try await Run.$scope.withValue(run.rootScope) {
-                    try await runBody(run, c, args, named: named, at: range, resumed: resumed != nil)
-                }
+            return .run(try makeRun(c, args, parent: parent, key: key, resumed: resumed, previous: previous),
+                        resumed: resumed != nil)
+        }
+    }
+
+    @inline(never)
+    func startRun(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
+                  resumed: Bool) async throws -> Value {
+        try await Run.$current.withValue(run) {
+            try await Run.$scope.withValue(run.rootScope) {
+                try await runBody(run, c, args, named: named, at: range, resumed: resumed)
             }
         }
     }
@@ -219,8 +249,44 @@ extension Interpreter {
     }
 
     /// The run's body, and how it ended.
+    /// Like `runFlow`, its frame stays while the run is suspended: the rare endings are
+    /// functions of their own.
+    @inline(never)
     func runBody(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
                  resumed: Bool, swapBack: Closure? = nil) async throws -> Value {
+        try beginBody(run, c, args, resumed: resumed)
+        do {
+            let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+            if let log = run.log, log.migration != nil, log.effectsLeft > 0 { throw unfinishedReplay(run, log) }
+            await finishTasks(run)
+            try endCompleted(run, result)
+            return result
+        } catch let e as FlowError {
+            await finishTasks(run)
+            await compensate(run)
+            endFailed(run, e)
+            throw e
+        } catch let next as ContinueAsNew {
+            return try await continueAsNew(run, next, c, at: range)
+        } catch let request as SwapRequest {
+            return try await swap(run, to: request, from: c, args, named: named, at: range)
+        } catch let d as ReplayDivergence where run.log?.migration != nil && swapBack != nil {
+            return try await swapRefused(run, d, back: swapBack!, args, named: named, at: range)
+        } catch let e where e is RunsSuspended || e is ReplayDivergence {
+            // The run stays as the store has it, to be resumed.
+            for t in run.tasks { t.cancel() }
+            try? flush(run)
+            throw e
+        } catch {
+            await finishTasks(run)
+            await compensate(run)
+            throw endCancelled(run, error, at: range)
+        }
+    }
+
+    /// How a body starts: the run's start, or the report of a swap replaying its log.
+    @inline(never)
+    func beginBody(_ run: Run, _ c: Closure, _ args: [Value], resumed: Bool) throws {
         run.closure = c
         if let log = run.log, let (version, _) = log.migration, version >= 0 {
             try emit(run, intern("swap:start"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
@@ -234,51 +300,35 @@ extension Interpreter {
         } else {
             try beginRun(run, args, resumed: resumed)
         }
-        do {
-            let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
-            if let log = run.log, log.migration != nil, log.effectsLeft > 0 { throw unfinishedReplay(run, log) }
-            await finishTasks(run)
-            try endCompleted(run, result)
-            return result
-        } catch let e as FlowError {
-            await finishTasks(run)
-            await compensate(run)
-            endFailed(run, e)
-            throw e
-        } catch let next as ContinueAsNew {
-            await finishTasks(run)
-            let successor = try endContinued(run, next)
-            return try await Run.$current.withValue(run.parent) {
-                try await runFlow(c, next.arguments, named: nil, at: range, successorOf: successor)
+    }
+
+    @inline(never)
+    func continueAsNew(_ run: Run, _ next: ContinueAsNew, _ c: Closure, at range: SourceRange?) async throws -> Value {
+        await finishTasks(run)
+        let successor = try endContinued(run, next)
+        return try await Run.$current.withValue(run.parent) {
+            try await runFlow(c, next.arguments, named: nil, at: range, successorOf: successor)
+        }
+    }
+
+    /// The new version does not agree with the log: back to the one that does.
+    @inline(never)
+    func swapRefused(_ run: Run, _ d: ReplayDivergence, back swapBack: Closure, _ args: [Value],
+                     named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+        let log = run.log!
+        log.migration = nil
+        _ = try? emit(run, intern("swap:refused"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
+                                                    MapBox.Entry(key: .str("reason"), value: .str(d.message))],
+                      key: "event:swap:refused#\(log.nextSeq)", durable: true)
+        for t in run.tasks { t.cancel() }
+        try flush(run)
+        // The version it goes back to may itself have come by a swap (with nodes the
+        // log skipped): it is replayed the same lenient way, without a report.
+        let fresh = try reload(run, migrating: SwapRequest(closure: swapBack, transform: nil, version: -1))
+        return try await Run.$current.withValue(fresh) {
+            try await Run.$scope.withValue(fresh.rootScope) {
+                try await runBody(fresh, swapBack, args, named: named, at: range, resumed: true)
             }
-        } catch let request as SwapRequest {
-            return try await swap(run, to: request, from: c, args, named: named, at: range)
-        } catch let d as ReplayDivergence where run.log?.migration != nil && swapBack != nil {
-            // The new version does not agree with the log: back to the one that does.
-            let log = run.log!
-            log.migration = nil
-            _ = try? emit(run, intern("swap:refused"), [MapBox.Entry(key: .str("flow"), value: .str(run.flow)),
-                                                        MapBox.Entry(key: .str("reason"), value: .str(d.message))],
-                          key: "event:swap:refused#\(log.nextSeq)", durable: true)
-            for t in run.tasks { t.cancel() }
-            try flush(run)
-            // The version it goes back to may itself have come by a swap (with nodes the
-            // log skipped): it is replayed the same lenient way, without a report.
-            let fresh = try reload(run, migrating: SwapRequest(closure: swapBack!, transform: nil, version: -1))
-            return try await Run.$current.withValue(fresh) {
-                try await Run.$scope.withValue(fresh.rootScope) {
-                    try await runBody(fresh, swapBack!, args, named: named, at: range, resumed: true)
-                }
-            }
-        } catch let e where e is RunsSuspended || e is ReplayDivergence {
-            // The run stays as the store has it, to be resumed.
-            for t in run.tasks { t.cancel() }
-            try? flush(run)
-            throw e
-        } catch {
-            await finishTasks(run)
-            await compensate(run)
-            throw endCancelled(run, error, at: range)
         }
     }
 
