@@ -17,7 +17,7 @@ import FlowStore
 /// call of `daily` from the top level).
 public final class ScriptSession: @unchecked Sendable {
     public internal(set) var record: ScriptRecord
-    let scope = PathScope(prefix: "")
+    let scope = PathScope(prefix: "", depth: CallDepth(0))
     /// Root runs the store held when this execution began: top-level output is held back
     /// until the code has reached all of them again (it was printed the first time).
     var rootsToReach: Int

@@ -66,7 +66,8 @@ public final class Interpreter: @unchecked Sendable {
     let stackEnd: Frame
     @exclusivity(unchecked) var depth = 0
     /// How deep the current task is in async calls (see `callClosureAsync`).
-    @TaskLocal static var asyncDepth = 0
+    /// The async call depth of code outside any run.
+    let rootDepth = CallDepth(0)
     let maxCallDepth: Int
     @exclusivity(unchecked) var signal: Signal = .none
     @exclusivity(unchecked) var returnValue: Value = .nilValue
@@ -385,8 +386,10 @@ public final class Interpreter: @unchecked Sendable {
         let p = c.proto
         // Async calls count their depth per task: a suspended call holds no native stack,
         // and thousands of tasks suspended at once are not a deep recursion.
-        let asyncDepth = Interpreter.asyncDepth
-        guard asyncDepth + depth < maxCallDepth else { throw recursionError(range) }
+        let counter = callDepth
+        guard counter.value + depth < maxCallDepth else { throw recursionError(range) }
+        counter.value += 1
+        defer { counter.value -= 1 }
         // Async frames live on the heap: a suspended call must not pin the value stack.
         let fp = Frame.allocate(capacity: max(1, p.frameSize))
         clearFrame(fp, p.frameSize)
@@ -395,12 +398,10 @@ public final class Interpreter: @unchecked Sendable {
             fp.deallocate()
         }
         do {
-            return try await Interpreter.$asyncDepth.withValue(asyncDepth + 1) {
-                try bind(c, args, named: named, into: fp, at: range)
-                var r = try await p.body.evalAsync(fp, self)
-                if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-                return r
-            }
+            try bind(c, args, named: named, into: fp, at: range)
+            var r = try await p.body.evalAsync(fp, self)
+            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            return r
         } catch let e as FlowError {
             e.unwind(through: describe(p), calledFrom: range)
             throw e

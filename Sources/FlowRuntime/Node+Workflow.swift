@@ -30,7 +30,7 @@ final class NodeNode: Node {
         guard let runner = m.engineFunction("run_node") else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
-        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path))
+        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: m.callDepth))
     }
 
     // The engine runs the node in the node's own path scope: what happens inside it
@@ -89,7 +89,8 @@ final class ParallelNode: Node {
         }
         let scope = Run.scope ?? run.rootScope
         let base = scope.next(isRace ? "race" : "parallel")
-        let work = closures.enumerated().map { (i, c) in (i, c, PathScope(prefix: "\(base)/\(names[i])")) }
+        let depth = m.callDepth.value
+        let work = closures.enumerated().map { (i, c) in (i, c, PathScope(prefix: "\(base)/\(names[i])", depth: CallDepth(depth))) }
         if isRace {
             let (i, v) = try await m.race(work, run: run, range: range)
             try m.emit(run, "race:won", [("path", .str(base)), ("branch", .str(names[i]))])
@@ -146,7 +147,8 @@ final class ParallelForNode: Node {
             throw m.error(ErrorKind.value, "'parallel for' runs only inside a flow", at: range)
         }
         let base = (Run.scope ?? run.rootScope).next("parallel")
-        let work = items.indices.map { i in (i, f, PathScope(base: base, index: i)) }
+        let depth = m.callDepth.value
+        let work = items.indices.map { i in (i, f, PathScope(base: base, index: i, depth: CallDepth(depth))) }
         return .list(try await m.all(work, arguments: items, limit: limit, run: run, range: range))
     }
 }
@@ -249,7 +251,7 @@ final class SpawnNode: Node {
         let f = try body.eval(fp, m)
         let path = (Run.scope ?? run.rootScope).next("spawn")
         let range = self.range
-        let scope = PathScope(prefix: path)
+        let scope = PathScope(prefix: path, depth: CallDepth(m.callDepth.value))
         let task = Task(executorPreference: m.loop) { () async throws -> Value in
             try await Run.$current.withValue(run) {
                 try await m.branch(f, [], path: scope, run: run, range: range)

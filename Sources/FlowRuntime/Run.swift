@@ -32,7 +32,9 @@ public final class Run: @unchecked Sendable {
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
     @exclusivity(unchecked) var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
-    lazy var rootScope = PathScope(prefix: flow)
+    lazy var rootScope = PathScope(prefix: flow, depth: callDepth ?? CallDepth(0))
+    /// The call depth of the task that started the run (its code counts on from there).
+    var callDepth: CallDepth?
 
     /// The durable log, when the run is recorded in a store.
     @exclusivity(unchecked) var log: RunLog?
@@ -61,6 +63,15 @@ public final class Run: @unchecked Sendable {
 
 }
 
+/// How deeply the async Flow calls of one task are nested, for the call-depth limit of
+/// code that suspends (its frames are on the heap, so a runaway recursion would only
+/// grow memory). Counted in the task's path scope rather than in a task-local value
+/// pushed per call: a push per call cost every suspended run a kilobyte.
+final class CallDepth: @unchecked Sendable {
+    @exclusivity(unchecked) var value: Int
+    init(_ value: Int) { self.value = value }
+}
+
 /// Where stable paths are made: a prefix (`flow`, `flow/parallel#0/a`, `flow/parallel#1/[3]`)
 /// and, per name, how many children of that name have been made here. Each branch has
 /// its own scope, so a path does not depend on the order in which branches run.
@@ -69,13 +80,18 @@ public final class PathScope: @unchecked Sendable {
     public lazy var prefix: String = makePrefix()
     private let makePrefix: () -> String
     @exclusivity(unchecked) private var counts: [String: Int] = [:]
-    init(prefix: String) {
+    /// The async call depth of the task this scope's code runs in: the scopes of one task
+    /// share it, a branch's scope (a task of its own) has its own.
+    let depth: CallDepth
+    init(prefix: String, depth: CallDepth) {
         let p = prefix
         self.makePrefix = { p }
+        self.depth = depth
     }
-    /// A scope whose path is `base/[index]`, built only if a node needs it.
-    init(base: String, index: Int) {
+    /// A branch's scope, whose path is `base/[index]`, built only if a node needs it.
+    init(base: String, index: Int, depth: CallDepth) {
         self.makePrefix = { "\(base)/[\(index)]" }
+        self.depth = depth
     }
 
     /// The path `next(name)` will give, without taking it.
@@ -243,10 +259,15 @@ extension Interpreter {
             // The successor starts with its predecessor's state.
             for e in previous.state.entries { _ = run.state.set(e.key, e.value) }
         }
+        // The run's code counts its calls on from the calling task's depth.
+        run.callDepth = callDepth
         parent?.children.append(run)
         runs.append(run)
         return run
     }
+
+    /// The depth counter of the calling task.
+    var callDepth: CallDepth { Run.scope?.depth ?? rootDepth }
 
     /// The run's body, and how it ended.
     /// Like `runFlow`, its frame stays while the run is suspended: the rare endings are
