@@ -104,19 +104,26 @@ public final class Interpreter: @unchecked Sendable {
     @exclusivity(unchecked) var durableWaiters: [DurableWaiter] = []
     @exclusivity(unchecked) var polling = false
     @exclusivity(unchecked) var replayTurns: [(seq: Int, continuation: CheckedContinuation<Void, Never>)] = []
-    /// The keys every event and node context has, boxed once.
-    lazy var keys = (seq: intern("seq"), type: intern("type"), run: intern("run"), at: intern("at"),
-                     name: intern("name"), path: intern("path"), options: intern("options"))
+    /// The keys every event and node context has, boxed once (an object, so that using
+    /// them retains one reference rather than each box).
+    lazy var keys = EventKeys(self)
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     @exclusivity(unchecked) var interned: [String: StringBox] = [:]
+    /// The engine module and its `run_node` cell, once looked up (`runNode`).
+    @exclusivity(unchecked) var runNodeCell: (Module, GlobalCell)?
 
     func intern(_ s: String) -> StringBox {
         if let b = interned[s] { return b }
         let b = StringBox(s)
+        b.isInterned = true
         interned[s] = b
         return b
     }
+
+    /// The interned box of a string value: itself when it already is (constants of the
+    /// compiled code are), without a lookup.
+    func intern(_ box: StringBox) -> StringBox { box.isInterned ? box : intern(box.value) }
     var modulesLoading: Set<String> = []
 
     public init(configuration: Configuration) {
@@ -246,6 +253,15 @@ public final class Interpreter: @unchecked Sendable {
         return cell.value
     }
 
+    /// `run_node`, which every node calls: its cell is looked up once per engine module
+    /// (a redefinition changes the cell's value, not the cell).
+    var runNode: Value? {
+        if let (module, cell) = runNodeCell, modules["std/engine"] === module { return cell.isDefined ? cell.value : nil }
+        guard let module = modules["std/engine"], let cell = module.globals["run_node"] else { return nil }
+        runNodeCell = (module, cell)
+        return cell.isDefined ? cell.value : nil
+    }
+
     /// Replaces a function of the engine module: every later node uses the new one.
     /// The new function must take as many parameters as the old one.
     public func redefineEngineFunction(_ name: String, _ f: Value, at range: SourceRange?) throws {
@@ -293,12 +309,17 @@ public final class Interpreter: @unchecked Sendable {
     /// Emits an event whose fields are the entries of a map (the `emit` builtin).
     @discardableResult
     public func emit(_ type: String, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
+        try emit(StringBox(type), fields: fields, key: key, at: range)
+    }
+
+    /// The same with the type as a string value (`emit(…)` in Flow, whose constant types
+    /// are interned already).
+    public func emit(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
-        var entries = fields?.entries ?? []
-        entries.removeAll { if case .string = $0.key { return false }; return true }
-        return try emit(run, intern(type), entries, key: key)
+        // Fields with keys that are not strings are left out (`emit` below).
+        return try emit(run, intern(type), fields?.entries ?? [], key: key)
     }
 
     /// Subscribes a Flow function to events of `type` (`"*"`: every event).
@@ -611,5 +632,14 @@ final class GlobalCell {
             directArity = -1
             directBody = nil
         }
+    }
+}
+
+/// The interned keys of events and node contexts.
+final class EventKeys {
+    let seq, type, run, at, name, path, options: StringBox
+    init(_ m: Interpreter) {
+        seq = m.intern("seq"); type = m.intern("type"); run = m.intern("run"); at = m.intern("at")
+        name = m.intern("name"); path = m.intern("path"); options = m.intern("options")
     }
 }

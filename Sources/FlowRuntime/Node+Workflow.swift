@@ -27,7 +27,7 @@ final class NodeNode: Node {
             MapBox.Entry(key: .string(k.options), value: try options.eval(fp, m)),
             MapBox.Entry(key: .string(k.run), value: .string(run.idBox)),
         ])
-        guard let runner = m.engineFunction("run_node") else {
+        guard let runner = m.runNode else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
         return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: m.callDepth))

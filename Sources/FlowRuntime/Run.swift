@@ -76,22 +76,38 @@ final class CallDepth: @unchecked Sendable {
 /// and, per name, how many children of that name have been made here. Each branch has
 /// its own scope, so a path does not depend on the order in which branches run.
 public final class PathScope: @unchecked Sendable {
-    /// The scope's path, made on first use: most branches never ask for it.
-    public lazy var prefix: String = makePrefix()
-    private let makePrefix: () -> String
+    /// The scope's path. A branch of `parallel for` makes it on first use (`base/[index]`):
+    /// most branches never ask for it.
+    public var prefix: String {
+        if let p = made { return p }
+        let p = "\(base)/[\(index)]"
+        made = p
+        return p
+    }
+    @exclusivity(unchecked) private var made: String?
+    private let base: String
+    private let index: Int
     @exclusivity(unchecked) private var counts: [String: Int] = [:]
     /// The async call depth of the task this scope's code runs in: the scopes of one task
     /// share it, a branch's scope (a task of its own) has its own.
     let depth: CallDepth
     init(prefix: String, depth: CallDepth) {
-        let p = prefix
-        self.makePrefix = { p }
+        self.made = prefix
+        self.base = ""
+        self.index = 0
         self.depth = depth
     }
-    /// A branch's scope, whose path is `base/[index]`, built only if a node needs it.
+    /// A branch's scope, whose path is `base/[index]`.
     init(base: String, index: Int, depth: CallDepth) {
-        self.makePrefix = { "\(base)/[\(index)]" }
+        self.base = base
+        self.index = index
         self.depth = depth
+    }
+
+    /// The count before it goes up: one dictionary lookup, through the modify accessor.
+    private static func bump(_ count: inout Int) -> Int {
+        defer { count += 1 }
+        return count
     }
 
     /// The path `next(name)` will give, without taking it.
@@ -103,8 +119,7 @@ public final class PathScope: @unchecked Sendable {
 
     /// The path of the next child called `name`: `prefix/name#k`.
     func next(_ name: String) -> String {
-        let k = counts[name, default: 0]
-        counts[name] = k + 1
+        let k = Self.bump(&counts[name, default: 0])
         let p = prefix
         return p.isEmpty ? "\(name)#\(k)" : "\(p)/\(name)#\(k)"
     }
@@ -512,7 +527,8 @@ extension Interpreter {
         entries.append(MapBox.Entry(key: .string(k.run), value: .string(run.idBox)))
         entries.append(MapBox.Entry(key: .string(k.at), value: .duration(configuration.clock.now() - run.startedAt)))
         for f in fields {
-            if case .string(let s) = f.key, s === k.seq || s === k.type || s === k.run || s === k.at { continue }
+            // The base fields are the emitter's; keys that are not strings are not fields.
+            guard case .string(let s) = f.key, s !== k.seq, s !== k.type, s !== k.run, s !== k.at else { continue }
             entries.append(f)
         }
         let type = type.value

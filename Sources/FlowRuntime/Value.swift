@@ -74,6 +74,8 @@ public final class StringBox: @unchecked Sendable {
     @exclusivity(unchecked) private var cachedCount = -1
     @exclusivity(unchecked) private var cachedHash = 0
     @exclusivity(unchecked) private var hasHash = false
+    /// True for the interpreter's one box of this string (`Interpreter.intern`).
+    @exclusivity(unchecked) var isInterned = false
     public init(_ value: String) { self.value = value }
     /// The string's hash, computed once (map keys hash it on every lookup).
     public var hash: Int {

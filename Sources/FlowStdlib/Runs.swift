@@ -13,7 +13,8 @@ extension Stdlib {
             return .nilValue
         }
         i.define("emit", parameters: ["event", "fields", "key"], required: 1) { call in
-            let type = try call.string(0)
+            let type: StringBox
+            if case .string(let box) = call[0] { type = box } else { type = StringBox(try call.string(0)) }
             var fields: MapBox? = nil
             if call.count > 1, !call[1].isNil {
                 fields = try call.map(1)
