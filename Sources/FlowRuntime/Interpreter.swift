@@ -82,7 +82,9 @@ public final class Interpreter: @unchecked Sendable {
     /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
     @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
     @exclusivity(unchecked) var methodStride = 64
-    @exclusivity(unchecked) var modules: [String: Module] = [:]
+    @exclusivity(unchecked) var modules: [String: Module] = [:] {
+        didSet { runNodeCell = nil }
+    }
     /// Every run started, in order.
     @exclusivity(unchecked) public internal(set) var runs: [Run] = []
     @exclusivity(unchecked) var nextRunNumber = 0
@@ -110,8 +112,9 @@ public final class Interpreter: @unchecked Sendable {
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     @exclusivity(unchecked) var interned: [String: StringBox] = [:]
-    /// The engine module and its `run_node` cell, once looked up (`runNode`).
-    @exclusivity(unchecked) var runNodeCell: (Module, GlobalCell)?
+    /// The engine module's `run_node` cell, once looked up (`runNode`); forgotten when
+    /// a module is loaded.
+    @exclusivity(unchecked) var runNodeCell: GlobalCell?
 
     func intern(_ s: String) -> StringBox {
         if let b = interned[s] { return b }
@@ -256,9 +259,9 @@ public final class Interpreter: @unchecked Sendable {
     /// `run_node`, which every node calls: its cell is looked up once per engine module
     /// (a redefinition changes the cell's value, not the cell).
     var runNode: Value? {
-        if let (module, cell) = runNodeCell, modules["std/engine"] === module { return cell.isDefined ? cell.value : nil }
-        guard let module = modules["std/engine"], let cell = module.globals["run_node"] else { return nil }
-        runNodeCell = (module, cell)
+        if let cell = runNodeCell { return cell.isDefined ? cell.value : nil }
+        guard let cell = modules["std/engine"]?.globals["run_node"] else { return nil }
+        runNodeCell = cell
         return cell.isDefined ? cell.value : nil
     }
 

@@ -40,7 +40,8 @@ public final class MapBox: @unchecked Sendable {
         if distinct.isEmpty { return }
         store = distinct
         sequential = false
-        if distinct.count > MapBox.linearLimit { rebuild(MapBox.capacity(for: distinct.count)) }
+        // The index of a big record is made at its first lookup: most events (records
+        // the engine makes) are kept and never looked up by key.
     }
 
     public init(_ pairs: [(String, Value)]) {
@@ -119,6 +120,7 @@ public final class MapBox: @unchecked Sendable {
 
     /// The position in `store` of a normalized key, or nil (not for positional maps).
     @inline(__always) private func find(_ key: Value) -> Int? {
+        if index == nil && store.count > MapBox.linearLimit { rebuild(MapBox.capacity(for: store.count)) }
         if let table = index {
             let mask = capacity - 1
             var i = MapBox.hash(key) & mask
@@ -164,7 +166,7 @@ public final class MapBox: @unchecked Sendable {
     /// Looks up a string key by a box the compiler interned: a pointer compare first.
     @inline(__always) func get(box: StringBox) -> Value? {
         if sequential { return nil }
-        if index == nil {
+        if index == nil && store.count <= MapBox.linearLimit {
             var i = 0
             let n = store.count
             while i < n {

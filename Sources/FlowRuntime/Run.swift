@@ -111,17 +111,21 @@ public final class PathScope: @unchecked Sendable {
     }
 
     /// The path `next(name)` will give, without taking it.
-    func peek(_ name: String) -> String {
-        let k = counts[name, default: 0]
-        let p = prefix
-        return p.isEmpty ? "\(name)#\(k)" : "\(p)/\(name)#\(k)"
-    }
+    func peek(_ name: String) -> String { path(name, counts[name, default: 0]) }
 
     /// The path of the next child called `name`: `prefix/name#k`.
-    func next(_ name: String) -> String {
-        let k = Self.bump(&counts[name, default: 0])
+    func next(_ name: String) -> String { path(name, Self.bump(&counts[name, default: 0])) }
+
+    /// `prefix/name#k`, appended piece by piece (interpolation went through the generic
+    /// description of the number and grew the string several times: a path per node).
+    private func path(_ name: String, _ k: Int) -> String {
         let p = prefix
-        return p.isEmpty ? "\(name)#\(k)" : "\(p)/\(name)#\(k)"
+        let number = String(k)
+        var s = ""
+        s.reserveCapacity(p.utf8.count + name.utf8.count + number.utf8.count + 2)
+        if !p.isEmpty { s += p; s += "/" }
+        s += name; s += "#"; s += number
+        return s
     }
 }
 
