@@ -449,7 +449,15 @@ public final class Interpreter: @unchecked Sendable {
         if args.count > p.arity {
             throw error(ErrorKind.type, "\(name) takes \(arityText(p)), found \(args.count)", at: range)
         }
-        var given = Array(repeating: false, count: p.arity)
+        let arity = p.arity
+        if named == nil && args.count == arity {
+            // Every parameter given by position (the common call): nothing to track.
+            for (i, a) in args.enumerated() { fp[i] = a }
+            c.placeCaptures(fp, after: arity)
+            for slot in p.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
+            return
+        }
+        var given = Array(repeating: false, count: arity)
         for (i, a) in args.enumerated() { fp[i] = a; given[i] = true }
         if let named {
             for (label, v) in named {
@@ -461,7 +469,6 @@ public final class Interpreter: @unchecked Sendable {
                 given[i] = true
             }
         }
-        let arity = p.arity
         c.placeCaptures(fp, after: arity)
         for i in 0..<arity where !given[i] {
             guard let d = p.defaults[i] else {
