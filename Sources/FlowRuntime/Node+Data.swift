@@ -158,11 +158,24 @@ func slotOf(_ n: Node) -> Int { (n as? LocalGet)?.slot ?? -1 }
 final class IndexNode: Node {
     let object: Node, index: Node, range: SourceRange
     let objectSlot: Int, indexSlot: Int
+    /// The object is a plain local and the index inert: the object is borrowed (`Borrow`).
+    let borrows: Bool
+    let listTag = Borrow.listTag, mapTag = Borrow.mapTag
     init(_ object: Node, _ index: Node, _ range: SourceRange) {
         self.object = object; self.index = index; self.range = range
         objectSlot = slotOf(object); indexSlot = slotOf(index)
+        borrows = objectSlot >= 0 && Borrow.isInert(index)
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if borrows {
+            let i = try operand(indexSlot, index, fp, m)
+            if let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = i {
+                let item: Value? = l._withUnsafeGuaranteedRef { l in k >= 0 && k < l.items.count ? l.items[k] : nil }
+                if let item { return item }
+            } else if let map = Borrow.map(fp + objectSlot, mapTag) {
+                if let v = map._withUnsafeGuaranteedRef({ $0.getPositional(i) ?? $0.get(i) }) { return v }
+            }
+        }
         let o = try operand(objectSlot, object, fp, m)
         let i = try operand(indexSlot, index, fp, m)
         if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.items.count { return l.items[k] }
@@ -190,12 +203,31 @@ final class MemberSetNode: Node {
 final class IndexSetNode: Node {
     let object: Node, index: Node, value: Node, range: SourceRange
     let objectSlot: Int, indexSlot: Int, valueSlot: Int
+    /// The object is a plain local, index and value inert: the object is borrowed.
+    let borrows: Bool
+    let listTag = Borrow.listTag, mapTag = Borrow.mapTag
     init(_ object: Node, _ index: Node, _ value: Node, _ range: SourceRange) {
         self.object = object; self.index = index; self.value = value; self.range = range
         objectSlot = slotOf(object); indexSlot = slotOf(index); valueSlot = slotOf(value)
+        borrows = objectSlot >= 0 && Borrow.isInert(index) && Borrow.isInert(value)
     }
     override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try eval(fp, m) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if borrows {
+            let i = try operand(indexSlot, index, fp, m)
+            let v = try operand(valueSlot, value, fp, m)
+            if let map = Borrow.map(fp + objectSlot, mapTag), map._withUnsafeGuaranteedRef({ $0.setPositional(i, v) }) {
+                return .nilValue
+            }
+            if let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = i,
+               l._withUnsafeGuaranteedRef({ l in
+                   guard k >= 0 && k < l.items.count else { return false }
+                   l.items[k] = v
+                   return true
+               }) {
+                return .nilValue
+            }
+        }
         let o = try operand(objectSlot, object, fp, m)
         let i = try operand(indexSlot, index, fp, m)
         let v = try operand(valueSlot, value, fp, m)
