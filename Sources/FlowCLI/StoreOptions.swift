@@ -120,7 +120,8 @@ enum Durable {
         configuration.suspendWhenIdle = true
         configuration.environment = System.environment
         let progress = Progress(display: display)
-        configuration.onEvent = { progress.receive($0) }
+        // `--events none` shows nothing: no call per event.
+        if display != .none { configuration.onEvent = { progress.receive($0) } }
         let engine = Stdlib.makeEngine(configuration)
         progress.interpreter = engine.interpreter
         do {
