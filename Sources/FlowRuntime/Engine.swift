@@ -49,6 +49,10 @@ public struct Configuration: @unchecked Sendable {
     /// How long finished runs are kept: when a script starts, root runs that ended longer
     /// ago than this are pruned from the store with their children. nil keeps everything.
     public var retention: Int? = nil
+    /// Finished root runs kept in memory (`runs()`, `run_events`, `Engine.run(id:)`): past
+    /// this many, the oldest are dropped with their child runs. Unfinished runs are always
+    /// kept; with a store, a dropped run's history is still there.
+    public var keptRuns = 1000
     /// Environment variables scripts may read with `env(name)`; nil refuses all.
     public var environment: [String: String]? = nil
 

@@ -86,7 +86,10 @@ public final class Interpreter: @unchecked Sendable {
         didSet { runNodeCell = nil }
     }
     /// Every run started, in order.
+    /// The runs in memory: every unfinished one and the last `keptRuns` finished roots.
     @exclusivity(unchecked) public internal(set) var runs: [Run] = []
+    /// How many of `runs` are finished roots.
+    @exclusivity(unchecked) var finishedRoots = 0
     @exclusivity(unchecked) var nextRunNumber = 0
     /// Script hooks by event type (`"*"` for every event).
     @exclusivity(unchecked) var hooks: [String: [Value]] = [:]

@@ -36,6 +36,14 @@ public final class Run: @unchecked Sendable {
     /// The call depth of the task that started the run (its code counts on from there).
     var callDepth: CallDepth?
 
+    /// True once the run has ended, one way or another.
+    public var isFinished: Bool {
+        switch status {
+        case .completed, .failed, .cancelled, .continued: return true
+        case .running, .waiting: return false
+        }
+    }
+
     /// The durable log, when the run is recorded in a store.
     @exclusivity(unchecked) var log: RunLog?
     /// Branches of this run running now (parallel, race, spawn): replay orders recorded
@@ -384,6 +392,30 @@ extension Interpreter {
         }
     }
 
+    /// A run ended: past `Configuration.keptRuns` finished root runs, the oldest go (with
+    /// their child runs) in one pass, so a long-lived engine does not keep every run it
+    /// ever ran. The pass waits until half as many again have finished.
+    func forgetOldRuns(after run: Run) {
+        guard run.parent == nil else { return }
+        finishedRoots += 1
+        let keep = max(0, configuration.keptRuns)
+        guard finishedRoots > keep + max(1, keep / 2) else { return }
+        var excess = finishedRoots - keep
+        var dropped = Set<ObjectIdentifier>()
+        for r in runs where excess > 0 && r.parent == nil && r.isFinished {
+            dropped.insert(ObjectIdentifier(r))
+            excess -= 1
+        }
+        // Decided while every run is alive (parents are weak references).
+        let gone = Set(runs.filter { r in
+            var root = r
+            while let p = root.parent { root = p }
+            return dropped.contains(ObjectIdentifier(root))
+        }.map(ObjectIdentifier.init))
+        runs.removeAll { gone.contains(ObjectIdentifier($0)) }
+        finishedRoots = runs.reduce(0) { $0 + ($1.parent == nil && $1.isFinished ? 1 : 0) }
+    }
+
     @inline(never)
     func endCompleted(_ run: Run, _ result: Value) throws {
         if let log = run.log, !log.overrides.isEmpty { try applyOverrides(run, log) }
@@ -394,6 +426,7 @@ extension Interpreter {
         run.endedAt = configuration.clock.now()
         try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
         try finishRecord(run, parent: run.parent)
+        forgetOldRuns(after: run)
     }
 
     @inline(never)
@@ -402,6 +435,7 @@ extension Interpreter {
         run.endedAt = configuration.clock.now()
         _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
         try? finishRecord(run, parent: run.parent, error: e.value)
+        forgetOldRuns(after: run)
     }
 
     /// The run ends here; a successor starts with the new arguments and this run's state,
@@ -415,6 +449,7 @@ extension Interpreter {
         run.result = .map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
         try emit(run, "run:end", [("status", .str("continued")), ("next", .list(next.arguments))])
         try finishRecord(run, parent: nil)
+        forgetOldRuns(after: run)
         return (run.log?.record.key, run.callKey ?? run.log?.record.key, carried)
     }
 
@@ -424,6 +459,7 @@ extension Interpreter {
         run.endedAt = configuration.clock.now()
         _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
         try? finishRecord(run, parent: run.parent)
+        forgetOldRuns(after: run)
         if run.parent == nil, session != nil, error is CancellationError {
             // Cancelled from outside (flow cancel): the script sees a Flow error.
             return FlowError(kind: "cancelled", message: "run \(run.id) (\(run.flow)) was cancelled", at: range)

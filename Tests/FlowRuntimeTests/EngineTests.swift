@@ -31,6 +31,30 @@ import Testing
         #expect(out.items == ["hi\n"])
     }
 
+    /// A long-lived engine keeps the last `keptRuns` finished root runs (with their child
+    /// runs), not every run it ever ran.
+    @Test func oldFinishedRunsAreDroppedWithTheirChildren() throws {
+        var c = Configuration()
+        c.clock = VirtualClock()
+        c.keptRuns = 4
+        let engine = Stdlib.makeEngine(c)
+        _ = try engine.run(SourceFile(path: "t.flow", text: """
+            flow child(i) { return i }
+            flow parent(i) { return child(i) + 1 }
+            let i = 0
+            while i < 30 { parent(i); i += 1 }
+            """))
+        let runs = engine.interpreter.runs
+        let roots = runs.filter { $0.parent == nil }
+        #expect(roots.count >= 4 && roots.count <= 6, "\(roots.count) roots kept")
+        #expect(roots.last?.arguments.first == .int(29))
+        #expect(!roots.contains { $0.arguments.first == .int(0) })
+        // Every kept run belongs to a kept root, and every kept root has its child.
+        #expect(runs.count == roots.count * 2)
+        #expect(runs.allSatisfy { run in run.parent == nil || roots.contains { $0 === run.parent } })
+        #expect(engine.interpreter.run(id: roots.last!.id) != nil)
+    }
+
     @Test func staticErrorsComeBackAsDiagnostics() {
         do {
             try engine().run(SourceFile(path: "t.flow", text: "print(x)\nprint(y)\n"))
