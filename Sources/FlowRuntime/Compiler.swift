@@ -4,7 +4,7 @@ import FlowSyntax
 /// slot, a cell or a constant, every operator a node class of its own.
 ///
 /// In a function that can suspend, an operator whose operand may suspend has that operand
-/// evaluated first into a temporary slot (`HoistNode`), so only statements and calls need
+/// evaluated first into a temporary slot (`TempNode`), so only statements and calls need
 /// an async form.
 struct Compiler {
     let interpreter: Interpreter
@@ -342,7 +342,7 @@ struct Compiler {
             slots.append(s)
             replaced[i] = LocalGet(s)
         }
-        return HoistNode(slots: slots, parts: Array(children[0...last]), body: build(replaced))
+        return TempNode(slots: slots, parts: Array(children[0...last]), body: build(replaced))
     }
 
     mutating func expr(_ e: Expr) -> Node {

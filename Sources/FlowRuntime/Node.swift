@@ -211,29 +211,10 @@ final class Block2Node: Node {
     }
 }
 
-/// Evaluates children that may suspend into temporaries, then an operation that reads
-/// them synchronously: how `a + sleep(1)` keeps operators free of `async`.
-final class HoistNode: Node {
-    let slots: [Int]
-    let parts: [Node]
-    let body: Node
-    init(slots: [Int], parts: [Node], body: Node) {
-        self.slots = slots; self.parts = parts; self.body = body
-        super.init()
-        yields = true
-    }
-    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        for (s, p) in zip(slots, parts) { fp[s] = try p.eval(fp, m) }
-        return try body.eval(fp, m)
-    }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        for (s, p) in zip(slots, parts) { fp[s] = try await run(p, fp, m) }
-        return try body.eval(fp, m)
-    }
-}
-
-/// Evaluates parts once into temporary slots, in order, then the body that reads them:
-/// `a.b += 1` and `xs[i] *= 2` evaluate their receiver and index once.
+/// Evaluates parts once into temporary slots, in order, then the body that reads them.
+/// How `a + sleep(1)` keeps operators free of `async` (the parts that may suspend are
+/// evaluated first, the operator reads their slots), and how `a.b += 1` and
+/// `xs[i] *= 2` evaluate their receiver and index once.
 final class TempNode: Node {
     let slots: [Int]
     let parts: [Node]
