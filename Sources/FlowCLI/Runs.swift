@@ -224,7 +224,7 @@ struct Cancel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
         abstract: "Cancel an unfinished run: it stops where it is and its compensations run.",
-        discussion: "The run takes the cancellation at its next effect (or at once when it waits for an approval or a signal).\n\nExample: flow cancel 7xk2ab-1")
+        discussion: "A waiting run takes the cancellation at once; one that a process is executing takes it at its next node or effect (within about 100 ms); one whose process is gone is resumed here and cancelled where its log ends. Its compensations run.\n\nExample: flow cancel 7xk2ab-1")
 
     @OptionGroup var store: StoreOptions
     @ArgumentParser.Argument(help: ArgumentHelp("The run's id.", valueName: "run")) var id: String

@@ -56,9 +56,13 @@ final class RunLog {
     var written = false
     /// When the oldest buffered event was appended (unix seconds).
     var pendingSince = 0.0
-    /// `flow cancel` asked for it while no process ran it: the run replays, then is
-    /// cancelled where it would go live.
+    /// `flow cancel` asked for it: the run replays (if it was not running), then is
+    /// cancelled where it goes live, or at its next node or effect.
     var cancelRequested = false
+    /// When a live run next looks in its inbox for a cancellation (monotonic ns).
+    var nextCancelCheck = 0
+    /// The cancellation was thrown: the run is ending, and looks no more.
+    var cancelTaken = false
     /// A hot swap in progress: the version replayed, and the state mapping to apply at
     /// the frontier (HotSwap.swift).
     var migration: (version: Int, transform: Value?)?
@@ -346,9 +350,32 @@ extension Interpreter {
                                    opaque: false, isEffect: true)
         }
         try checkFrontier(run, asking: key)
-        if log.cancelRequested { throw CancellationError() }
+        try checkCancel(run)
         if !log.overrides.isEmpty { try applyOverrides(run, log) }
         return nil
+    }
+
+    /// Throws `CancellationError` if `flow cancel` (or `Engine.post`) asked to cancel this
+    /// recorded run. A live run looks in its inbox at its nodes and effects, at most every
+    /// 100 ms: a run that never waits still takes a cancellation from another process.
+    func checkCancel(_ run: Run) throws {
+        guard let log = run.log, !log.cancelTaken else { return }
+        if !log.cancelRequested, let store = configuration.store, log.migration == nil, log.effectsLeft == 0 {
+            let now = configuration.clock.now()
+            if now >= log.nextCancelCheck {
+                log.nextCancelCheck = now + 100_000_000
+                if let cancel = try store.inbox(run: run.id).first(where: { $0.kind == "cancel" }) {
+                    log.cancelRequested = true
+                    log.consumed.append(cancel.id)
+                }
+            }
+        }
+        if log.cancelRequested {
+            // Taken once: the compensations that follow run live, effects and all.
+            log.cancelRequested = false
+            log.cancelTaken = true
+            throw CancellationError()
+        }
     }
 
     /// Whether no key of the log has the name of `key` (`scope/name#k`) in its scope.

@@ -48,6 +48,8 @@ extension Interpreter {
             run.pendingSwap = nil
             throw request
         }
+        // The same boundary is where a recorded run takes a cancellation.
+        if let log = run.log, log.effectsLeft == 0, log.migration == nil { try checkCancel(run) }
     }
 
     /// Runs `run` again from its log on `request.closure`; when that diverges, on `back`

@@ -142,6 +142,50 @@ import Testing
         #expect(try CLITests.flow(["runs", "--status", "cancelled"], store: store).stdout.contains(sagaID))
     }
 
+    /// `flow cancel` from another process reaches a run that never waits: its process
+    /// takes the cancellation at the run's next node, runs its compensations and ends it.
+    @Test func cancellingARunThatNeverWaits() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        let script = dir.appendingPathComponent("busy.flow").path
+        try Data("""
+        flow busy() {
+          node first(compensate: fn(r) { fs.append("\(dir.path)/undo.txt", "undone\\n") }) { 1 }
+          let n = 0
+          while true { n = node step { n + 1 } }
+        }
+        busy()
+
+        """.utf8).write(to: URL(fileURLWithPath: script))
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["run", "--events", "none", script]
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOW_STORE"] = store
+        p.environment = environment
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        var id = ""
+        for _ in 0..<100 where id.isEmpty {
+            usleep(50_000)
+            let listed = try CLITests.flow(["runs", "--status", "running"], store: store).stdout.split(separator: "\n")
+            if listed.count > 1 { id = String(listed[1].split(separator: " ")[0]) }
+        }
+        #expect(!id.isEmpty, "the run never showed up as running")
+        let cancel = try CLITests.flow(["cancel", id], store: store)
+        #expect(cancel.status == 0 && cancel.stderr.contains("takes messages itself"), "\(cancel.stderr)")
+        var waited = 0
+        while p.isRunning && waited < 100 { usleep(50_000); waited += 1 }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 70 && stderr.contains("was cancelled"), "\(p.terminationStatus) \(stderr)")
+        #expect(try CLITests.flow(["runs", "--status", "cancelled"], store: store).stdout.contains(id))
+        #expect((try? String(contentsOfFile: dir.path + "/undo.txt", encoding: .utf8)) == "undone\n")
+    }
+
     /// A timer keeps its deadline across a restart: a run sleeping 1.5 s, killed after
     /// 0.4 s and resumed at once, wakes about 1.1 s later, not 1.5 s.
     @Test func timersKeepTheirDeadlineAcrossRestarts() throws {
