@@ -39,14 +39,18 @@ struct Run: ParsableCommand {
     func run() throws {
         let display = try EventDisplay.parse(events)
         let source = try SourceLoader.load(file)
-        let store = try store.open()
+        let store = self.store.openLazily()
         let directory = System.currentDirectory
-        let script = ScriptRecord(id: try Durable.newScriptID(in: store), path: file, source: source.text,
+        // The store checks the id is free when the script is recorded (with its first run).
+        let script = ScriptRecord(id: ScriptSession.newID(), path: file, source: source.text,
                                   arguments: JSONText.quoteList(arguments), directory: directory,
                                   startedAt: System.now)
         let recording = self.store.resolved == "none" ? nil : store
         let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display,
                                    arguments: arguments, retention: try self.store.retentionNanoseconds())
+        // The store is opened at the first run; the script ended on its failure (reported
+        // above), which exits as a store that cannot be opened.
+        if code != 0, (store as? LazyStore)?.failure != nil { throw ExitCode(74) }
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -4,6 +4,7 @@ import FlowStdlib
 import FlowStore
 import FlowSQLite
 import FlowSyntax
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,6 +52,13 @@ struct StoreOptions: ParsableArguments {
         return nil
     }
 
+    /// The store `flow run` records into, opened at its first use (`LazyStore`).
+    func openLazily() -> any RunStore {
+        let path = resolved
+        if path == "memory" || path == "none" { return MemoryStore() }
+        return LazyStore(path: path)
+    }
+
     /// Opens the store, creating its folder; prints why not and exits 74 on failure.
     func open(mustExist: Bool = false) throws -> any RunStore {
         let path = resolved
@@ -71,6 +79,55 @@ struct StoreOptions: ParsableArguments {
             throw ExitCode(74)
         }
     }
+}
+
+/// The SQLite store opened at its first use: `flow run` of a script that runs no flow
+/// creates no file and spends no time on the database. Why it could not be opened is
+/// kept, so that `flow run` still exits 74 for it.
+final class LazyStore: RunStore, Sendable {
+    let path: String
+    private struct State: ~Copyable {
+        var store: SQLiteStore?
+        var failure: String?
+    }
+    private let state = Mutex(State())
+
+    init(path: String) { self.path = path }
+
+    /// Why the store could not be opened, if it was tried and could not.
+    var failure: String? { state.withLock { $0.failure } }
+
+    private func opened() throws -> SQLiteStore {
+        try state.withLock { s in
+            if let store = s.store { return store }
+            let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+            if !dir.isEmpty && !System.exists(dir), let why = StoreOptions.makeDirectories(dir) {
+                s.failure = "cannot create '\(dir)' for the store: \(why)"
+                throw StoreError(s.failure!)
+            }
+            do {
+                let store = try SQLiteStore(path: path)
+                s.store = store
+                return store
+            } catch {
+                s.failure = "\(error)"
+                throw error
+            }
+        }
+    }
+
+    func write(_ batch: StoreBatch) throws { try opened().write(batch) }
+    func script(id: String) throws -> ScriptRecord? { try opened().script(id: id) }
+    func scripts(status: [String]?) throws -> [ScriptRecord] { try opened().scripts(status: status) }
+    func run(id: String) throws -> RunRecord? { try opened().run(id: id) }
+    func run(script: String, parent: String?, key: String) throws -> RunRecord? {
+        try opened().run(script: script, parent: parent, key: key)
+    }
+    func runs(_ query: RunQuery) throws -> [RunRecord] { try opened().runs(query) }
+    func events(run: String, after: Int) throws -> [EventRecord] { try opened().events(run: run, after: after) }
+    func inbox(run: String) throws -> [InboxMessage] { try opened().inbox(run: run) }
+    func post(_ message: InboxMessage) throws -> Int { try opened().post(message) }
+    func prune(endedBefore: Double) throws -> Int { try opened().prune(endedBefore: endedBefore) }
 }
 
 enum Durable {

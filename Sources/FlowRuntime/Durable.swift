@@ -26,11 +26,22 @@ public final class ScriptSession: @unchecked Sendable {
     /// before the forked one give their recorded outcomes, and the forked call's key.
     var base: String?
     var forkKey: String?
+    /// False until the script's record is in the store: a new script is recorded with its
+    /// first run (`recordScript`), so one that runs no flow leaves nothing behind.
+    var saved: Bool
 
-    init(record: ScriptRecord, knownRoots: Int, runCount: Int) {
+    init(record: ScriptRecord, knownRoots: Int, runCount: Int, saved: Bool = true) {
         self.record = record
         self.rootsToReach = knownRoots
         self.nextRunNumber = runCount
+        self.saved = saved
+    }
+
+    /// A new script id: six characters that read unambiguously (no 0/o, 1/l). The store
+    /// is asked whether it is free when the script is recorded.
+    public static func newID() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+        return String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
     }
 }
 
@@ -139,12 +150,17 @@ extension Interpreter {
     /// `resuming`). Every flow called from then on is a durable run.
     public func beginScript(_ record: ScriptRecord, resuming: Bool) throws {
         guard let store = configuration.store else { return }
-        if let keep = configuration.retention {
-            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
-        }
         var r = record
         r.status = "running"
         r.owner = configuration.owner
+        guard resuming else {
+            // Recorded with its first run (`recordScript`).
+            session = ScriptSession(record: r, knownRoots: 0, runCount: 0, saved: false)
+            return
+        }
+        if let keep = configuration.retention {
+            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
+        }
         try store.save(r)
         let runs = try store.runs(RunQuery(script: r.id))
         let number = runs.compactMap { run in run.id.split(separator: "-").last.flatMap { Int($0) } }.max() ?? 0
@@ -155,9 +171,22 @@ extension Interpreter {
         if resuming, runs.contains(where: { $0.forkOf != nil && $0.parent == nil }) { try configureFork(session!) }
     }
 
-    /// Records how the script's top-level code ended.
+    /// Puts a new script's record in the store, before its first run: pruning old runs
+    /// first (`Configuration.retention`), and drawing another id if the one the host
+    /// chose is taken.
+    func recordScript(_ s: ScriptSession) throws {
+        guard !s.saved, let store = configuration.store else { return }
+        if let keep = configuration.retention {
+            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
+        }
+        while try store.script(id: s.record.id) != nil { s.record.id = ScriptSession.newID() }
+        try store.save(s.record)
+        s.saved = true
+    }
+
+    /// Records how the script's top-level code ended (if it was recorded at all).
     public func endScript(status: String) throws {
-        guard let store = configuration.store, let s = session else { return }
+        guard let store = configuration.store, let s = session, s.saved else { return }
         s.record.status = status
         s.record.owner = nil
         s.record.endedAt = configuration.clock.wallTime()

@@ -272,6 +272,7 @@ extension Interpreter {
         } else {
             let id: String
             if let session, key != nil {
+                try recordScript(session)
                 session.nextRunNumber += 1
                 id = "\(session.record.id)-\(session.nextRunNumber)"
             } else {

@@ -142,6 +142,36 @@ import Testing
         #expect(try CLITests.flow(["runs", "--status", "cancelled"], store: store).stdout.contains(sagaID))
     }
 
+    /// The store is opened at a script's first run: a script that runs no flow leaves no
+    /// file behind, and one that does is recorded with it.
+    @Test func theStoreIsMadeAtTheFirstRun() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("nested/flow.db").path
+        let pure = try CLITests.flow(["run", "Examples/hello.flow"], store: store)
+        #expect(pure.status == 0 && pure.stdout == "hello from Flow\n")
+        #expect(!FileManager.default.fileExists(atPath: store))
+        let script = dir.appendingPathComponent("one.flow").path
+        try Data("print(\"before\")\nflow one() { node a { 1 } }\nprint(one())\n".utf8).write(to: URL(fileURLWithPath: script))
+        let recorded = try CLITests.flow(["run", "--events", "none", script], store: store)
+        #expect(recorded.stdout == "before\n1\n", "\(recorded.stderr)")
+        #expect(FileManager.default.fileExists(atPath: store))
+        let listed = try CLITests.flow(["runs"], store: store).stdout
+        #expect(listed.split(separator: "\n").count == 2 && listed.contains(" one "), "\(listed)")
+    }
+
+    /// A store that cannot be opened still exits 74, at the first run it would record.
+    @Test func aStoreThatCannotBeOpenedExits74() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        try Data("this is not sqlite, just some text that is long enough to be a header".utf8)
+            .write(to: URL(fileURLWithPath: store))
+        let script = dir.appendingPathComponent("one.flow").path
+        try Data("flow one() { node a { 1 } }\nprint(one())\n".utf8).write(to: URL(fileURLWithPath: script))
+        let failed = try CLITests.flow(["run", "--events", "none", script], store: store)
+        #expect(failed.status == 74 && failed.stderr.contains("file is not a database"), "\(failed.status) \(failed.stderr)")
+        #expect(try CLITests.flow(["run", "Examples/hello.flow"], store: store).status == 0)
+    }
+
     /// `flow cancel` from another process reaches a run that never waits: its process
     /// takes the cancellation at the run's next node, runs its compensations and ends it.
     @Test func cancellingARunThatNeverWaits() throws {
