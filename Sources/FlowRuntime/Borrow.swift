@@ -1,10 +1,12 @@
-/// Using the list or map in a frame slot without retaining it.
+/// Using the list, map or function in a frame slot without retaining it.
 ///
 /// Copying a `Value` out of a slot retains its object and releases it afterwards: two
 /// atomic operations that were a fifth of the time of `m[i]` and `m[i] = v`. Where the
 /// slot keeps its value for the whole access — a plain local (no closure can assign it)
 /// whose index and value are plain locals or constants (nothing is evaluated in between)
-/// — the object is used through the slot's own reference instead.
+/// — the object is used through the slot's own reference instead. A function called from
+/// a plain local is borrowed for the call: the callee runs in frames above the caller's
+/// and cannot assign the caller's plain locals.
 ///
 /// The enum's layout is the compiler's: it is checked once, on real values, and if it is
 /// not a word of payload followed by a tag byte, no tag matches and every access takes
@@ -12,6 +14,8 @@
 enum Borrow {
     static let listTag = tag(of: ListBox(), as: Value.list)
     static let mapTag = tag(of: MapBox(), as: Value.map)
+    static let closureTag = tag(of: Closure(proto: FunctionProto(name: "", parameters: [], defaults: [], range: nil),
+                                            captures: []), as: Value.closure)
 
     /// The tag byte of `wrap(object)`, or 0xFF (no case has it) if the layout is not the
     /// expected one.
@@ -36,6 +40,12 @@ enum Borrow {
         let raw = UnsafeRawPointer(slot)
         guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
         return Unmanaged<ListBox>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
+    }
+
+    @inline(__always) static func closure(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<Closure>? {
+        let raw = UnsafeRawPointer(slot)
+        guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
+        return Unmanaged<Closure>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
     }
 
     /// True for nodes whose evaluation cannot assign a local: slot reads and constants.

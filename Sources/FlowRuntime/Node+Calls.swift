@@ -86,8 +86,17 @@ final class CallNode: Node {
 final class Call0Node: Node {
     let callee: Node
     let range: SourceRange
-    init(callee: Node, range: SourceRange) { self.callee = callee; self.range = range }
+    let calleeSlot: Int
+    let closureTag = Borrow.closureTag
+    init(callee: Node, range: SourceRange) { self.callee = callee; self.range = range; calleeSlot = slotOf(callee) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) {
+            let result: Value? = try borrowed._withUnsafeGuaranteedRef { c in
+                guard c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
+                return try m.runClosure(c, m.top, argc: 0, range)
+            }
+            if let result { return result }
+        }
         let f = try callee.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
             return try m.runClosure(c, m.top, argc: 0, range)
@@ -105,8 +114,24 @@ final class Call1Node: Node {
     let callee: Node
     let a0: Node
     let range: SourceRange
-    init(callee: Node, a0: Node, range: SourceRange) { self.callee = callee; self.a0 = a0; self.range = range }
+    /// The callee's slot when it is a plain local and the argument inert (`Borrow`), or -1.
+    let calleeSlot: Int
+    let closureTag = Borrow.closureTag
+    init(callee: Node, a0: Node, range: SourceRange) {
+        self.callee = callee; self.a0 = a0; self.range = range
+        calleeSlot = Borrow.isInert(a0) ? slotOf(callee) : -1
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) {
+            let x = try a0.eval(fp, m)
+            let result: Value? = try borrowed._withUnsafeGuaranteedRef { c in
+                guard c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
+                let nfp = m.top
+                nfp.initialize(to: x)
+                return try m.runClosure(c, nfp, argc: 1, range)
+            }
+            if let result { return result }
+        }
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
