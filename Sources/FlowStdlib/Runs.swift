@@ -18,7 +18,7 @@ extension Stdlib {
             var fields: MapBox? = nil
             if call.count > 1, !call[1].isNil {
                 fields = try call.map(1)
-                if fields!.entries.contains(where: { $0.key.stringValue == nil }) {
+                if fields!.entries.contains(where: { if case .string = $0.key { return false }; return true }) {
                     throw call.error("field names must be strings", kind: "value")
                 }
             }
