@@ -51,6 +51,9 @@ struct Row {
 final class Connection {
     let handle: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
+    /// More distinct statements than the store has (about twenty) means queries built from
+    /// options; past this many the cache starts again.
+    static let cachedStatements = 64
 
     init(path: String, busyTimeout: Double) throws {
         var db: OpaquePointer?
@@ -95,6 +98,11 @@ final class Connection {
         var s: OpaquePointer?
         guard sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil) == SQLITE_OK, let s else {
             throw StoreError(errorMessage)
+        }
+        // Queries built from options (`runs(_:)`) vary: the cache is bounded, not a leak.
+        if statements.count >= Self.cachedStatements {
+            for old in statements.values { sqlite3_finalize(old) }
+            statements.removeAll()
         }
         statements[sql] = s
         return s

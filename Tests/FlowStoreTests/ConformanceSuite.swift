@@ -188,6 +188,19 @@ enum Stores {
         return dir.appendingPathComponent("flow.db").path
     }
 
+    /// Queries built from options are prepared statements too; more of them than the
+    /// cache holds start it again, and the store goes on working.
+    @Test func manyDistinctQueriesKeepWorking() throws {
+        let store = try SQLiteStore(path: try Self.temporaryPath())
+        try store.write(StoreBatch(runs: [RunRecord(id: "r1", script: "s", flow: "f", key: "f#0", startedAt: 1)],
+                                   events: [EventRecord(run: "r1", seq: 1, type: "run:start", key: "k", at: 1, data: "{}")]))
+        for limit in 1...(Connection.cachedStatements * 2) {
+            #expect(try store.runs(RunQuery(limit: limit)).map(\.id) == ["r1"])
+        }
+        try store.write(StoreBatch(events: [EventRecord(run: "r1", seq: 2, type: "run:end", key: "k2", at: 2, data: "{}")]))
+        #expect(try store.events(run: "r1").map(\.seq) == [1, 2])
+    }
+
     @Test func reportsAFileThatIsNotADatabase() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("flow-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
