@@ -161,6 +161,7 @@ extension Interpreter {
         if let keep = configuration.retention {
             try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
         }
+        recordedImports = JSONText.unquoteMap(r.imports) ?? [:]
         try store.save(r)
         let runs = try store.runs(RunQuery(script: r.id))
         let number = runs.compactMap { run in run.id.split(separator: "-").last.flatMap { Int($0) } }.max() ?? 0
@@ -180,6 +181,8 @@ extension Interpreter {
             try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
         }
         while try store.script(id: s.record.id) != nil { s.record.id = ScriptSession.newID() }
+        // Imports are loaded when the script is compiled, before its first run.
+        s.record.imports = JSONText.quoteMap(importedSources)
         try store.save(s.record)
         s.saved = true
     }

@@ -294,9 +294,11 @@ public final class Engine: @unchecked Sendable {
             full = String(importer[...slash]) + path
         }
         if !full.hasSuffix(".flow") { full += ".flow" }
-        guard let text = read(full) else {
+        // A resumed script imports what it imported the first time (its record has it).
+        guard let text = interpreter.recordedImports[full] ?? read(full) else {
             throw FlowError(kind: "import", message: "cannot import '\(path)': no file at '\(full)'", at: range)
         }
+        interpreter.importedSources[full] = text
         return try loadModule(full, SourceFile(path: full, text: text), from: range)
     }
 

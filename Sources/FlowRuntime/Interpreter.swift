@@ -115,6 +115,11 @@ public final class Interpreter: @unchecked Sendable {
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     @exclusivity(unchecked) var interned: [String: StringBox] = [:]
+    /// The files this script imported, by path, as read: recorded with the script.
+    @exclusivity(unchecked) var importedSources: [String: String] = [:]
+    /// For a resumed script, the files it imported the first time: used instead of the
+    /// files as they are now.
+    @exclusivity(unchecked) var recordedImports: [String: String] = [:]
     /// The engine module's `run_node` cell, once looked up (`runNode`); forgotten when
     /// a module is loaded.
     @exclusivity(unchecked) var runNodeCell: GlobalCell?

@@ -363,6 +363,22 @@ extension JSONText {
         "[" + items.map { quote($0) }.joined(separator: ",") + "]"
     }
 
+    /// A JSON object of strings, keys sorted.
+    public static func quoteMap(_ items: [String: String]) -> String {
+        "{" + items.sorted { $0.key < $1.key }.map { quote($0.key) + ":" + quote($0.value) }.joined(separator: ",") + "}"
+    }
+
+    /// The strings of an object `quoteMap` wrote; nil if `text` is not an object of strings.
+    public static func unquoteMap(_ text: String) -> [String: String]? {
+        guard case .map(let box) = try? decode(text).value else { return nil }
+        var items: [String: String] = [:]
+        for e in box.entries {
+            guard case .string(let k) = e.key, case .string(let v) = e.value else { return nil }
+            items[k.value] = v.value
+        }
+        return items
+    }
+
     /// The strings of a list `quoteList` wrote; nil if `text` is not a list of strings.
     public static func unquoteList(_ text: String) -> [String]? {
         guard case .list(let box) = try? decode(text).value else { return nil }

@@ -63,6 +63,7 @@ public final class SQLiteStore: RunStore, Sendable {
           name TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL);
         CREATE INDEX inbox_by_run ON inbox(run);
         """,
+        "ALTER TABLE script ADD COLUMN imports TEXT NOT NULL DEFAULT '{}';",
     ]
 
     static func migrate(_ db: Connection) throws {
@@ -120,13 +121,15 @@ public final class SQLiteStore: RunStore, Sendable {
             try Self.transaction(db) {
                 for s in batch.scripts {
                     try db.run("""
-                        INSERT INTO script (id, path, source, arguments, directory, status, owner, started_at, ended_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO script (id, path, source, arguments, directory, status, owner, started_at, ended_at,
+                                            imports)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT(id) DO UPDATE SET path = excluded.path, source = excluded.source,
                           arguments = excluded.arguments, directory = excluded.directory, status = excluded.status,
-                          owner = excluded.owner, started_at = excluded.started_at, ended_at = excluded.ended_at
+                          owner = excluded.owner, started_at = excluded.started_at, ended_at = excluded.ended_at,
+                          imports = excluded.imports
                         """, [.init(s.id), .init(s.path), .init(s.source), .init(s.arguments), .init(s.directory),
-                              .init(s.status), .init(s.owner), .init(s.startedAt), .init(s.endedAt)])
+                              .init(s.status), .init(s.owner), .init(s.startedAt), .init(s.endedAt), .init(s.imports)])
                 }
                 for r in batch.runs {
                     try db.run("""
@@ -290,7 +293,7 @@ public final class SQLiteStore: RunStore, Sendable {
         ScriptRecord(id: row.text("id"), path: row.text("path"), source: row.text("source"),
                      arguments: row.text("arguments"), directory: row.text("directory"), status: row.text("status"),
                      owner: row.optionalText("owner"), startedAt: row.double("started_at"),
-                     endedAt: row.optionalDouble("ended_at"))
+                     endedAt: row.optionalDouble("ended_at"), imports: row.optionalText("imports") ?? "{}")
     }
 
     static func run(_ row: Row) -> RunRecord {

@@ -20,12 +20,16 @@ public struct ScriptRecord: Sendable, Equatable {
     /// Unix seconds.
     public var startedAt: Double
     public var endedAt: Double?
+    /// The files the script imported, as it imported them: a JSON object from path to
+    /// source. A resume re-executes these, not what the files hold by then.
+    public var imports: String
 
     public init(id: String, path: String, source: String, arguments: String = "[]", directory: String = "",
-                status: String = "running", owner: String? = nil, startedAt: Double, endedAt: Double? = nil) {
+                status: String = "running", owner: String? = nil, startedAt: Double, endedAt: Double? = nil,
+                imports: String = "{}") {
         self.id = id; self.path = path; self.source = source; self.arguments = arguments
         self.directory = directory; self.status = status; self.owner = owner
-        self.startedAt = startedAt; self.endedAt = endedAt
+        self.startedAt = startedAt; self.endedAt = endedAt; self.imports = imports
     }
 }
 

@@ -142,6 +142,36 @@ import Testing
         #expect(try CLITests.flow(["runs", "--status", "cancelled"], store: store).stdout.contains(sagaID))
     }
 
+    /// A resumed script imports what it imported the first time, even if the file has
+    /// changed since: the replay runs the code that made the log.
+    @Test func aResumedScriptImportsWhatItImportedFirst() throws {
+        let dir = try DurabilityTests.workspace()
+        let store = dir.appendingPathComponent("flow.db").path
+        let helper = dir.appendingPathComponent("greeting.flow")
+        try Data("fn greet(who) { return \"hello \" + who }\n".utf8).write(to: helper)
+        let script = dir.appendingPathComponent("main.flow").path
+        try Data("""
+        import "greeting.flow"
+        flow ask() {
+          node prepare { 1 }
+          await approve("send?")
+          return greeting.greet("reviewer")
+        }
+        print(ask())
+
+        """.utf8).write(to: URL(fileURLWithPath: script))
+        let first = try CLITests.flow(["run", "--events", "none", script], store: store)
+        #expect(first.stderr.contains("is waiting for approval"), "\(first.stderr)")
+        try Data("fn greet(who) { return \"bye \" + who }\nfn extra() { return 1 }\n".utf8).write(to: helper)
+        let id = String(try CLITests.flow(["runs", "--status", "waiting"], store: store).stdout
+            .split(separator: "\n")[1].split(separator: " ")[0])
+        let approved = try CLITests.flow(["approve", id, "--events", "none"], store: store)
+        #expect(approved.stdout == "hello reviewer\n", "\(approved.stdout) \(approved.stderr)")
+        // A new execution of the script reads the file as it is now.
+        let again = try CLITests.flow(["run", "--events", "none", dir.appendingPathComponent("main.flow").path], store: store)
+        #expect(again.stderr.contains("is waiting for approval"))
+    }
+
     /// The store is opened at a script's first run: a script that runs no flow leaves no
     /// file behind, and one that does is recorded with it.
     @Test func theStoreIsMadeAtTheFirstRun() throws {
