@@ -10,6 +10,14 @@ import Testing
         return dir
     }
 
+    /// A fresh folder with its own store and a script written in it.
+    static func workspace(script name: String, _ source: String) throws -> (dir: URL, store: String, script: String) {
+        let dir = try workspace()
+        let script = dir.appendingPathComponent(name).path
+        try Data(source.utf8).write(to: URL(fileURLWithPath: script))
+        return (dir, dir.appendingPathComponent("flow.db").path, script)
+    }
+
     static func start(_ arguments: [String], store: String) throws -> Process {
         let p = Process()
         p.executableURL = CLITests.binary
@@ -109,10 +117,7 @@ import Testing
     }
 
     @Test func signalsAndCancellation() throws {
-        let dir = try DurabilityTests.workspace()
-        let store = dir.appendingPathComponent("flow.db").path
-        let script = dir.appendingPathComponent("signal.flow").path
-        try Data("""
+        let (_, store, script) = try DurabilityTests.workspace(script: "signal.flow", """
         flow budget() {
           node plan { "plan" }
           let amount = await signal("budget")
@@ -126,7 +131,7 @@ import Testing
         print(budget())
         print(saga())
 
-        """.utf8).write(to: URL(fileURLWithPath: script))
+        """)
         let first = try CLITests.flow(["run", "--events", "none", script], store: store)
         #expect(first.stderr.contains("is waiting for signal: budget"), "\(first.stderr)")
         let id = String(try CLITests.flow(["runs", "--status", "waiting"], store: store).stdout.split(separator: "\n")[1].split(separator: " ")[0])
@@ -267,10 +272,7 @@ import Testing
     /// Pattern 17 from the command line: history at an event, a fork with a changed
     /// parameter that reuses the recorded search, and the comparison.
     @Test func rewindAndDiffFromTheCommandLine() throws {
-        let dir = try DurabilityTests.workspace()
-        let store = dir.appendingPathComponent("flow.db").path
-        let script = dir.appendingPathComponent("trip.flow").path
-        try Data("""
+        let (_, store, script) = try DurabilityTests.workspace(script: "trip.flow", """
         flow plan_trip(budget) {
           $.budget = budget
           let flights = node search_flights { print("searching"); [320, 540, 410] }
@@ -281,7 +283,7 @@ import Testing
         }
         print("best:", plan_trip(400))
 
-        """.utf8).write(to: URL(fileURLWithPath: script))
+        """)
         let first = try CLITests.flow(["run", "--events", "none", script], store: store)
         #expect(first.stdout == "searching\nbest: 320\n")
         let id = String(try CLITests.flow(["runs"], store: store).stdout.split(separator: "\n")[1].split(separator: " ")[0])
