@@ -139,7 +139,13 @@ final class MemberNode: Node {
         self.object = object; self.name = name; self.box = box; self.range = range
         objectSlot = slotOf(object)
     }
+    let mapTag = Borrow.mapTag
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        // `record.field` on a plain local: the record is borrowed from the slot (`Borrow`).
+        if objectSlot >= 0, let map = Borrow.map(fp + objectSlot, mapTag),
+           let x = map._withUnsafeGuaranteedRef({ $0.get(box: box) }) {
+            return x
+        }
         let o = try operand(objectSlot, object, fp, m)
         if case .map(let map) = o, let x = map.get(box: box) { return x }
         return try Access.member(o, name, m, range, box: box)
