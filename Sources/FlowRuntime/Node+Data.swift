@@ -188,6 +188,18 @@ final class IndexNode: Node {
         if case .map(let map) = o, let v = map.getPositional(i) ?? map.get(i) { return v }
         return try Access.index(o, i, m, range)
     }
+    override func evalIsNil(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if borrows, let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = try operand(indexSlot, index, fp, m) {
+            let found: Bool? = l._withUnsafeGuaranteedRef { l in
+                guard k >= 0 && k < l.items.count else { return nil }
+                if case .nilValue = l.items[k] { return true }
+                return false
+            }
+            if let found { return found }
+        }
+        if case .nilValue = try eval(fp, m) { return true }
+        return false
+    }
 }
 
 final class MemberSetNode: Node {

@@ -116,8 +116,7 @@ final class IsNilNode: Node {
     init(_ operand: Node, negated: Bool) { self.operand = operand; self.negated = negated }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { .bool(try evalBool(fp, m)) }
     override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
-        if case .nilValue = try operand.eval(fp, m) { return !negated }
-        return negated
+        try operand.evalIsNil(fp, m) != negated
     }
 }
 

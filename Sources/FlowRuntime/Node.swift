@@ -24,6 +24,13 @@ class Node {
         try eval(fp, m).isTruthy
     }
 
+    /// Whether the value is nil (`x == nil`). An index into a borrowed list overrides it
+    /// to look at the item in place instead of copying it out.
+    func evalIsNil(_ fp: Frame, _ m: Interpreter) throws -> Bool {
+        if case .nilValue = try eval(fp, m) { return true }
+        return false
+    }
+
     /// Runs for effect only (a statement whose value nobody reads). Statements override it
     /// so no `Value` is made and destroyed.
     func exec(_ fp: Frame, _ m: Interpreter) throws {
