@@ -68,16 +68,19 @@ struct StoreOptions: ParsableArguments {
             SourceLoader.printError("flow: no store at '\(path)' (runs are recorded there by `flow run`; --store or FLOW_STORE chooses another)\n")
             throw ExitCode(66)
         }
-        if !dir.isEmpty && !System.exists(dir) {
-            if let failure = Self.makeDirectories(dir) {
-                SourceLoader.printError("flow: cannot create '\(dir)' for the store: \(failure)\n")
-                throw ExitCode(74)
-            }
-        }
-        do { return try SQLiteStore(path: path) } catch {
+        do { return try Self.openSQLite(path) } catch {
             SourceLoader.printError("flow: \(error)\n")
             throw ExitCode(74)
         }
+    }
+
+    /// The SQLite store at `path`, its folder created if missing.
+    static func openSQLite(_ path: String) throws -> SQLiteStore {
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+        if !dir.isEmpty && !System.exists(dir), let why = makeDirectories(dir) {
+            throw StoreError("cannot create '\(dir)' for the store: \(why)")
+        }
+        return try SQLiteStore(path: path)
     }
 }
 
@@ -100,13 +103,8 @@ final class LazyStore: RunStore, Sendable {
     private func opened() throws -> SQLiteStore {
         try state.withLock { s in
             if let store = s.store { return store }
-            let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
-            if !dir.isEmpty && !System.exists(dir), let why = StoreOptions.makeDirectories(dir) {
-                s.failure = "cannot create '\(dir)' for the store: \(why)"
-                throw StoreError(s.failure!)
-            }
             do {
-                let store = try SQLiteStore(path: path)
+                let store = try StoreOptions.openSQLite(path)
                 s.store = store
                 return store
             } catch {
@@ -133,9 +131,8 @@ final class LazyStore: RunStore, Sendable {
 enum Durable {
     /// A new script id: 6 characters, unique in the store.
     static func newScriptID(in store: any RunStore) throws -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
         while true {
-            let id = String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+            let id = ScriptSession.newID()
             if try store.script(id: id) == nil { return id }
         }
     }

@@ -30,22 +30,24 @@ enum Borrow {
         }
     }
 
-    @inline(__always) static func map(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<MapBox>? {
+    /// The object of class `T` in `slot`, unretained, if the slot's tag is `tag`.
+    @inline(__always) static func object<T: AnyObject>(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8,
+                                                        as type: T.Type) -> Unmanaged<T>? {
         let raw = UnsafeRawPointer(slot)
         guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
-        return Unmanaged<MapBox>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
+        return Unmanaged<T>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
+    }
+
+    @inline(__always) static func map(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<MapBox>? {
+        object(slot, tag, as: MapBox.self)
     }
 
     @inline(__always) static func list(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<ListBox>? {
-        let raw = UnsafeRawPointer(slot)
-        guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
-        return Unmanaged<ListBox>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
+        object(slot, tag, as: ListBox.self)
     }
 
     @inline(__always) static func closure(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<Closure>? {
-        let raw = UnsafeRawPointer(slot)
-        guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
-        return Unmanaged<Closure>.fromOpaque(raw.load(as: UnsafeRawPointer.self))
+        object(slot, tag, as: Closure.self)
     }
 
     /// True for nodes whose evaluation cannot assign a local: slot reads and constants.

@@ -158,9 +158,7 @@ extension Interpreter {
             session = ScriptSession(record: r, knownRoots: 0, runCount: 0, saved: false)
             return
         }
-        if let keep = configuration.retention {
-            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
-        }
+        try pruneOldRuns(store)
         recordedImports = JSONText.unquoteMap(r.imports) ?? [:]
         try store.save(r)
         let runs = try store.runs(RunQuery(script: r.id))
@@ -177,14 +175,18 @@ extension Interpreter {
     /// chose is taken.
     func recordScript(_ s: ScriptSession) throws {
         guard !s.saved, let store = configuration.store else { return }
-        if let keep = configuration.retention {
-            try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
-        }
+        try pruneOldRuns(store)
         while try store.script(id: s.record.id) != nil { s.record.id = ScriptSession.newID() }
         // Imports are loaded when the script is compiled, before its first run.
         s.record.imports = JSONText.quoteMap(importedSources)
         try store.save(s.record)
         s.saved = true
+    }
+
+    /// Deletes runs that ended longer ago than `Configuration.retention`, if it is set.
+    private func pruneOldRuns(_ store: any RunStore) throws {
+        guard let keep = configuration.retention else { return }
+        try store.prune(endedBefore: configuration.clock.wallTime() - Double(keep) / 1e9)
     }
 
     /// Records how the script's top-level code ended (if it was recorded at all).
