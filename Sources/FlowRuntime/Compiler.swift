@@ -578,7 +578,7 @@ struct Compiler {
             if case .nilLiteral = leftExpr.kind { return hoist([rn]) { IsNilNode($0[0], negated: op == .notEqual) } }
         }
         if op == .add, !rn.yields, case .intLiteral(let c) = leftExpr.kind {
-            return AddConstNode(rn, c, range, constantFirst: true)
+            return AddConstNode(rn, c, range, form: .addedFirst)
         }
         if !ln.yields && !rn.yields, let c = constant {
             switch op {
@@ -588,8 +588,8 @@ struct Compiler {
                 if let s = localSlot { return AddLocalConstNode(slot: s, c: c, range: range) }
                 return AddConstNode(ln, c, range)
             case .subtract where c != Int.min:
-                if let s = localSlot { return AddLocalConstNode(slot: s, c: -c, range: range) }
-                return AddConstNode(ln, -c, range)
+                if let s = localSlot { return AddLocalConstNode(slot: s, c: -c, range: range, form: .subtracted) }
+                return AddConstNode(ln, -c, range, form: .subtracted)
             case .remainder where c > 0: return ModConstNode(ln, c, range)
             case .less, .lessEqual, .greater, .greaterEqual:
                 if let s = localSlot {

@@ -16,11 +16,27 @@ final class AddNode: Node {
     }
 }
 
-/// `x + c`, or `c + x` when `constantFirst` (the order matters only for errors).
+/// How `x + c` was written, for the slow path: errors name the operator and the order
+/// the program used (`x - k` runs as `x + (-k)`).
+enum ConstantForm {
+    case added, addedFirst, subtracted
+
+    /// The operator applied to values other than two ints.
+    @inline(never)
+    static func slow(_ form: ConstantForm, _ a: Value, _ c: Int, _ range: SourceRange) throws -> Value {
+        switch form {
+        case .added: return try Ops.add(a, .int(c), range)
+        case .addedFirst: return try Ops.add(.int(c), a, range)
+        case .subtracted: return try Ops.subtract(a, .int(-c), range)
+        }
+    }
+}
+
+/// `x + c`, `c + x` or `x - k` (as `x + (-k)`).
 final class AddConstNode: Node {
-    let l: Node, c: Int, range: SourceRange, constantFirst: Bool
-    init(_ l: Node, _ c: Int, _ range: SourceRange, constantFirst: Bool = false) {
-        self.l = l; self.c = c; self.range = range; self.constantFirst = constantFirst
+    let l: Node, c: Int, range: SourceRange, form: ConstantForm
+    init(_ l: Node, _ c: Int, _ range: SourceRange, form: ConstantForm = .added) {
+        self.l = l; self.c = c; self.range = range; self.form = form
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let a = try l.eval(fp, m)
@@ -28,7 +44,7 @@ final class AddConstNode: Node {
             let (s, o) = x.addingReportingOverflow(c)
             if !o { return .int(s) }
         }
-        return constantFirst ? try Ops.add(.int(c), a, range) : try Ops.add(a, .int(c), range)
+        return try ConstantForm.slow(form, a, c, range)
     }
 }
 
@@ -197,14 +213,16 @@ final class InNode: Node {
 
 /// `local + c` (and `local - c` as `local + -c`).
 final class AddLocalConstNode: Node {
-    let slot: Int, c: Int, range: SourceRange
-    init(slot: Int, c: Int, range: SourceRange) { self.slot = slot; self.c = c; self.range = range }
+    let slot: Int, c: Int, range: SourceRange, form: ConstantForm
+    init(slot: Int, c: Int, range: SourceRange, form: ConstantForm = .added) {
+        self.slot = slot; self.c = c; self.range = range; self.form = form
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if case .int(let x) = fp[slot] {
             let (s, o) = x.addingReportingOverflow(c)
             if !o { return .int(s) }
         }
-        return try Ops.add(fp[slot], .int(c), range)
+        return try ConstantForm.slow(form, fp[slot], c, range)
     }
 }
 
