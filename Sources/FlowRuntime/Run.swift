@@ -124,16 +124,28 @@ public final class PathScope: @unchecked Sendable {
     /// The path of the next child called `name`: `prefix/name#k`.
     func next(_ name: String) -> String { path(name, Self.bump(&counts[name, default: 0])) }
 
-    /// `prefix/name#k`, appended piece by piece (interpolation went through the generic
-    /// description of the number and grew the string several times: a path per node).
+    /// `prefix/name#k`, written byte by byte into a string of the right size: appending
+    /// the pieces cost five appends and a number's description, a path per node.
     private func path(_ name: String, _ k: Int) -> String {
-        let p = prefix
-        let number = String(k)
-        var s = ""
-        s.reserveCapacity(p.utf8.count + name.utf8.count + number.utf8.count + 2)
-        if !p.isEmpty { s += p; s += "/" }
-        s += name; s += "#"; s += number
-        return s
+        var p = prefix
+        var n = name
+        var digits = 1
+        var rest = k / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        let count = (p.isEmpty ? 0 : p.utf8.count + 1) + n.utf8.count + 1 + digits
+        return String(unsafeUninitializedCapacity: count) { out in
+            var i = 0
+            if !p.isEmpty {
+                p.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
+                out[i] = UInt8(ascii: "/"); i += 1
+            }
+            n.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
+            out[i] = UInt8(ascii: "#"); i += 1
+            var v = k
+            var j = i + digits - 1
+            repeat { out[j] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; j -= 1 } while v > 0
+            return i + digits
+        }
     }
 }
 
