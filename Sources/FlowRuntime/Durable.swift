@@ -256,16 +256,17 @@ extension Interpreter {
             do { decoded = try JSONText.decode(e.data, tagged: true) } catch {
                 throw FlowError(kind: "store", message: "event \(e.seq) of run \(record.id) is unreadable: \(error.message)", at: nil)
             }
-            var entries = [
-                MapBox.Entry(key: .string(k.seq), value: .int(e.seq)),
-                MapBox.Entry(key: .string(k.type), value: .str(e.type)),
-                MapBox.Entry(key: .string(k.run), value: .string(run.idBox)),
-                MapBox.Entry(key: .string(k.at), value: .duration(Int((e.at - record.startedAt) * 1e9))),
-            ]
-            if case .map(let m) = decoded.value { entries.append(contentsOf: m.entries) }
-            let event = Value.map(MapBox(distinct: entries))
+            var fields: [MapBox.Entry] = []
+            if case .map(let m) = decoded.value { fields = m.entries }
+            let kept = RunEvent(seq: e.seq, type: intern(e.type), at: Int((e.at - record.startedAt) * 1e9), fields: fields, keys: k)
             // Output is kept in the store only (it is not an event scripts see).
-            if e.type != "output" { run.events.append(event) }
+            let event: Value
+            if e.type != "output" {
+                run.log_.append(kept)
+                event = run.event(run.log_.count - 1)
+            } else {
+                event = .map(run.map(of: kept))
+            }
             let effect = RunLog.isEffectKey(e.key)
             log.recorded[e.key] = RunLog.Recorded(seq: e.seq, type: e.type, event: event, opaque: decoded.opaque, isEffect: effect)
             if effect {
@@ -302,16 +303,15 @@ extension Interpreter {
     /// only lose results of work that did nothing outside the process since the last
     /// write (a node that only computed): replay runs that work again, and whatever it
     /// did outside the process was written before it was done (docs/durability.md).
-    func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, event: MapBox, durable: Bool = false) throws -> Bool {
+    func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, fields: [MapBox.Entry], durable: Bool = false) throws -> Bool {
         // A new version replaying the past of a run (a hot swap) adds no history to it.
         if explicit == nil, log.migration != nil, log.effectsLeft > 0 { return false }
         var key = explicit ?? (Run.scope ?? run.rootScope).next("event:" + type)
         if explicit == nil, log.epoch > 0 { key += "~\(log.epoch)" }
         if log.recorded[key] != nil { return false }
         // The fields after seq, type, run and at.
-        let fields = MapBox(distinct: Array(event.entries.dropFirst(4)))
         log.pending.append(EventRecord(run: run.id, seq: log.nextSeq, type: type, key: key,
-                                       at: configuration.clock.wallTime(), data: encodeStored(.map(fields))))
+                                       at: configuration.clock.wallTime(), data: encodeStored(.map(MapBox(distinct: fields)))))
         log.nextSeq += 1
         let now = log.pending.last!.at
         if log.pending.count == 1 { log.pendingSince = now }
@@ -599,7 +599,7 @@ extension Interpreter {
                 if kind == "approval", case .map(let decision) = value { fields.append(contentsOf: decision.entries) } else {
                     fields.append(MapBox.Entry(key: .str("value"), value: value))
                 }
-                let event = try emit(run, intern(kind), fields, key: key, durable: true)
+                let event = try emitValue(run, intern(kind), fields, key: key, durable: true)
                 return try waitOutcome(event, kind: kind, timeout: timeout, at: range)
             }
             if let deadline, clock.wallTime() >= deadline {
@@ -607,7 +607,7 @@ extension Interpreter {
                 run.log!.record.status = "running"
                 run.log!.record.waitingOn = nil
                 run.log!.dirty = true
-                let event = try emit(run, intern(kind), [MapBox.Entry(key: .str("kind"), value: .str(kind)),
+                let event = try emitValue(run, intern(kind), [MapBox.Entry(key: .str("kind"), value: .str(kind)),
                                                           MapBox.Entry(key: .str("timed_out"), value: .bool(true))], key: key)
                 return try waitOutcome(event, kind: kind, timeout: timeout, at: range)
             }

@@ -314,7 +314,7 @@ public final class Interpreter: @unchecked Sendable {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
-        return try emit(run, type, fields)
+        return try emitValue(run, intern(type), fields.map { MapBox.Entry(key: .string(intern($0.0)), value: $0.1) })
     }
 
     /// Emits an event whose fields are the entries of a map (the `emit` builtin).
@@ -323,14 +323,23 @@ public final class Interpreter: @unchecked Sendable {
         try emit(StringBox(type), fields: fields, key: key, at: range)
     }
 
-    /// The same with the type as a string value (`emit(…)` in Flow, whose constant types
-    /// are interned already).
+    /// The same with the type as a string value.
+    @discardableResult
     public func emit(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
-        // Fields with keys that are not strings are left out (`emit` below).
-        return try emit(run, intern(type), fields?.entries ?? [], key: key)
+        return try emitValue(run, intern(type), fields?.entries ?? [], key: key)
+    }
+
+    /// Adds an event to the current run without making its map (`emit(…)` in Flow, whose
+    /// constant types are interned already): the run keeps it compact until someone looks.
+    /// Fields with keys that are not strings are left out.
+    public func addEvent(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
+        }
+        try emit(run, intern(type), fields?.entries ?? [], key: key)
     }
 
     /// Subscribes a Flow function to events of `type` (`"*"`: every event).

@@ -4,8 +4,9 @@ import FlowStore
 /// One execution of a flow: its id, arguments, state `$`, status, parent and child runs,
 /// and the ordered stream of its events.
 ///
-/// Events are maps (`{seq, type, run, at, …}`) so scripts, hosts and, later, the store see
-/// the same values. A run's code runs on the interpreter's event loop; the current run
+/// Events are maps (`{seq, type, run, at, …}`) so scripts, hosts and the store see the same
+/// values. A run keeps them compact (`RunEvent`) and makes each map the first time someone
+/// looks: most events of most runs are never looked at. A run's code runs on the interpreter's event loop; the current run
 /// follows the task (`Run.current`), so `$` inside any function a flow calls is that
 /// flow's state.
 public final class Run: @unchecked Sendable {
@@ -19,7 +20,15 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) public internal(set) var status: Status = .running
     public weak var parent: Run?
     @exclusivity(unchecked) public internal(set) var children: [Run] = []
-    @exclusivity(unchecked) public internal(set) var events: [Value] = []
+    /// The events so far, as maps.
+    public var events: [Value] {
+        var out: [Value] = []
+        out.reserveCapacity(log_.count)
+        for i in log_.indices { out.append(event(i)) }
+        return out
+    }
+    /// The events as kept (`events` makes their maps).
+    @exclusivity(unchecked) var log_: [RunEvent] = []
     @exclusivity(unchecked) public internal(set) var result: Value = .nilValue
     /// Monotonic nanoseconds on the interpreter's clock.
     public let startedAt: Int
@@ -69,6 +78,39 @@ public final class Run: @unchecked Sendable {
         self.startedAt = startedAt
     }
 
+    /// Event `i` as a map, made once: later looks get the same map.
+    func event(_ i: Int) -> Value {
+        if let made = log_[i].map { return .map(made) }
+        let map = self.map(of: log_[i])
+        log_[i].map = map
+        return .map(map)
+    }
+
+    /// The map of an event of this run: `{seq, type, run, at}` and the event's fields.
+    func map(of e: RunEvent) -> MapBox {
+        let k = e.keys
+        var entries: [MapBox.Entry] = []
+        entries.reserveCapacity(4 + e.fields.count)
+        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(e.seq)))
+        entries.append(MapBox.Entry(key: .string(k.type), value: .string(e.type)))
+        entries.append(MapBox.Entry(key: .string(k.run), value: .string(idBox)))
+        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(e.at)))
+        entries.append(contentsOf: e.fields)
+        return MapBox(distinct: entries)
+    }
+}
+
+/// An event as a run keeps it: the fields every event has, the emitter's own fields (the
+/// entries of the map it passed, shared until that map changes), and the map scripts and
+/// hosts see, made at the first look (`Run.event`).
+struct RunEvent {
+    let seq: Int
+    let type: StringBox
+    /// Nanoseconds since the run started.
+    let at: Int
+    let fields: [MapBox.Entry]
+    let keys: EventKeys
+    var map: MapBox?
 }
 
 /// How deeply the async Flow calls of one task are nested, for the call-depth limit of
@@ -494,6 +536,13 @@ extension Interpreter {
         if let parent, parent.log != nil { try recordChild(parent, key: run.callKey ?? log.record.key, log.record) }
     }
 
+    /// Emits an event and gives its map (made even when replay found the event recorded
+    /// already, for the callers that read what they emitted).
+    func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
+        if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
+        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: fields, keys: keys)))
+    }
+
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
     func recordChild(_ parent: Run, key: String, _ child: RunRecord) throws {
         var fields: [MapBox.Entry] = [MapBox.Entry(key: .str("child"), value: .str(child.id)),
@@ -563,48 +612,49 @@ extension Interpreter {
     /// Script hooks run synchronously, in order of subscription; an error in one surfaces
     /// where the event was emitted.
     @discardableResult
-    func emit(_ run: Run, _ type: String, _ fields: [(String, Value)]) throws -> Value {
+    func emit(_ run: Run, _ type: String, _ fields: [(String, Value)]) throws -> Int? {
         try emit(run, intern(type), fields.map { MapBox.Entry(key: .string(intern($0.0)), value: $0.1) })
     }
 
-    /// Emits an event whose extra fields are already entries (keys boxed).
+    /// Emits an event whose extra fields are already entries (keys boxed). Returns the
+    /// event's position in the run's events, or nil when replay re-created an event the
+    /// log holds (it is in the run's events already).
     @discardableResult
-    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
+    func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Int? {
         // Keys, the type and the run id are interned: a run keeps all its events, and
         // boxing each key again would be most of their memory.
         let k = keys
-        var entries: [MapBox.Entry] = []
-        entries.reserveCapacity(4 + fields.count)
-        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(run.log?.nextSeq ?? run.events.count + 1)))
-        entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
-        entries.append(MapBox.Entry(key: .string(k.run), value: .string(run.idBox)))
-        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(configuration.clock.now() - run.startedAt)))
-        for f in fields {
-            // The base fields are the emitter's; keys that are not strings are not fields.
-            guard case .string(let s) = f.key, s !== k.seq, s !== k.type, s !== k.run, s !== k.at else { continue }
-            entries.append(f)
+        // The base fields are the emitter's; keys that are not strings are not fields.
+        // Interned keys compare by pointer (an interned "seq" is `k.seq`).
+        func foreign(_ f: MapBox.Entry) -> Bool {
+            guard case .string(let s) = f.key else { return true }
+            if s === k.seq || s === k.type || s === k.run || s === k.at { return true }
+            return !s.isInterned && ["seq", "type", "run", "at"].contains(s.value)
         }
-        let type = type.value
-        let box = MapBox(distinct: entries)
-        let value = Value.map(box)
-        if let log = run.log, try !record(run, log, type: type, key: key, event: box, durable: durable) {
+        let own = fields.contains(where: foreign) ? fields.filter { !foreign($0) } : fields
+        let event = RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
+                             at: configuration.clock.now() - run.startedAt, fields: own, keys: k)
+        if let log = run.log, try !record(run, log, type: type.value, key: key, fields: own, durable: durable) {
             // Replay re-created an event the log holds: it is already in `run.events`.
-            return value
+            return nil
         }
-        run.events.append(value)
-        configuration.onEvent?(value)
-        if hooks.isEmpty { return value }
-        if !emitting, let handlers = hooks[type] ?? nil, !handlers.isEmpty {
+        run.log_.append(event)
+        let index = run.log_.count - 1
+        if let onEvent = configuration.onEvent { onEvent(run.event(index)) }
+        if hooks.isEmpty { return index }
+        if !emitting, let handlers = hooks[type.value] ?? nil, !handlers.isEmpty {
             // A hook that emits events does not re-enter hooks (no event storms).
             emitting = true
             defer { emitting = false }
+            let value = run.event(index)
             for h in handlers { _ = try call(h, [value]) }
         }
         if !emitting, let all = hooks["*"], !all.isEmpty {
             emitting = true
             defer { emitting = false }
+            let value = run.event(index)
             for h in all { _ = try call(h, [value]) }
         }
-        return value
+        return index
     }
 }

@@ -23,7 +23,8 @@ extension Stdlib {
                 }
             }
             let key = call.count > 2 && !call[2].isNil ? try call.string(2) : nil
-            return try call.interpreter.emit(type, fields: fields, key: key, at: call.range)
+            try call.interpreter.addEvent(type, fields: fields, key: key, at: call.range)
+            return .nilValue
         }
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
             throw call.error("cannot wait here", kind: "internal")
