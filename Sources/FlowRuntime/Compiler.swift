@@ -454,7 +454,7 @@ struct Compiler {
             let body = closure(res.nodeBodies[ObjectIdentifier(e)]!)
             let names = options.map { interpreter.intern($0.label ?? "") }
             let values = options.map { expr($0.value) }
-            let n = NodeNode(name: name, options: RecordNode(names: names, values: values), body: body, range: e.range)
+            let n = NodeNode(name: name, nameBox: interpreter.intern(name), options: RecordNode(names: names, values: values), body: body, range: e.range)
             n.yields = true
             return n
         case .parallel(let branches), .race(let branches):

@@ -10,8 +10,10 @@ final class NodeNode: Node {
     let options: Node
     let body: Node
     let range: SourceRange
-    init(name: String, options: Node, body: Node, range: SourceRange) {
-        self.name = name; self.nameBox = StringBox(name); self.options = options; self.body = body; self.range = range
+    /// `nameBox` is the name interned: paths count nodes by it (`PathScope.next(node:)`).
+    init(name: String, nameBox: StringBox, options: Node, body: Node, range: SourceRange) {
+        precondition(nameBox.isInterned && nameBox.value == name)
+        self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
     }
 
     func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value], PathScope) {
@@ -19,7 +21,7 @@ final class NodeNode: Node {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
         try m.checkSwap(run)
-        let path = (Run.scope ?? run.rootScope).next(name)
+        let path = (Run.scope ?? run.rootScope).next(node: nameBox)
         let k = m.keys
         let node = MapBox(distinct: [
             MapBox.Entry(key: .string(k.name), value: .string(nameBox)),

@@ -166,6 +166,25 @@ public final class PathScope: @unchecked Sendable {
     /// The path of the next child called `name`: `prefix/name#k`.
     func next(_ name: String) -> String { path(name, Self.bump(&counts[name, default: 0])) }
 
+    /// The same for a node, whose name is an identifier interned by the compiler: counted
+    /// by pointer in a short list (a scope holds few node names) instead of hashing the
+    /// name at every node. No other child's name is an identifier (theirs are keywords or
+    /// have a prefix like `flow:`), so the two counts never share a name.
+    func next(node name: StringBox) -> String {
+        var i = 0
+        while i < nodeCounts.count {
+            if nodeCounts[i].name === name {
+                let k = nodeCounts[i].count
+                nodeCounts[i].count = k + 1
+                return path(name.value, k)
+            }
+            i += 1
+        }
+        nodeCounts.append((name, 1))
+        return path(name.value, 0)
+    }
+    @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int)] = []
+
     /// `prefix/name#k`, written byte by byte into a string of the right size: appending
     /// the pieces cost five appends and a number's description, a path per node.
     private func path(_ name: String, _ k: Int) -> String {
