@@ -165,7 +165,7 @@ extension EventLoop {
         let box = ResultBox<T>()
         let op = UnsafeSendable(operation)
         Task(executorPreference: self) {
-            do { box.result = .success(try await op.value()) } catch { box.result = .failure(error) }
+            do { box.result = .success(try await Run.inOwnContext { try await op.value() }) } catch { box.result = .failure(error) }
         }
         while box.result == nil {
             if !runOne() {

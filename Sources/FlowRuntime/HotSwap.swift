@@ -61,10 +61,8 @@ extension Interpreter {
         try flush(run)
         let fresh = try reload(run, migrating: request)
         fresh.log?.swapBegan = began
-        return try await Run.$current.withValue(fresh) {
-            try await Run.$scope.withValue(fresh.rootScope) {
-                try await runBody(fresh, request.closure, args, named: named, at: range, resumed: true, swapBack: back)
-            }
+        return try await Run.within(fresh, scope: fresh.rootScope) {
+            try await runBody(fresh, request.closure, args, named: named, at: range, resumed: true, swapBack: back)
         }
     }
 

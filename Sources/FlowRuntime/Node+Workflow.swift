@@ -16,12 +16,12 @@ final class NodeNode: Node {
         self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value], PathScope) {
-        guard let run = Run.current else {
+    func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value], PathScope, RunContext) {
+        guard let context = Run.context, let run = context.run else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
         try m.checkSwap(run)
-        let path = (Run.scope ?? run.rootScope).next(node: nameBox)
+        let path = (context.scope ?? run.rootScope).next(node: nameBox)
         let k = m.keys
         let node = MapBox(distinct: [
             MapBox.Entry(key: .string(k.name), value: .string(nameBox)),
@@ -32,21 +32,27 @@ final class NodeNode: Node {
         guard let runner = m.runNode else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
-        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: m.callDepth))
+        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: m.callDepth), context)
     }
 
     // The engine runs the node in the node's own path scope: what happens inside it
     // (nested nodes, timers, effects) is keyed under the node's path, so a replay that
     // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (runner, args, scope) = try prepare(fp, m)
-        return try Run.$scope.withValue(scope) { try m.invoke(runner, args, named: nil, range: range) }
+        let (runner, args, scope, context) = try prepare(fp, m)
+        let outer = context.scope
+        context.scope = scope
+        defer { context.scope = outer }
+        return try m.invoke(runner, args, named: nil, range: range)
     }
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let (runner, args, scope) = try prepare(fp, m)
+        let (runner, args, scope, context) = try prepare(fp, m)
+        let outer = context.scope
+        context.scope = scope
+        defer { context.scope = outer }
         do {
-            return try await Run.$scope.withValue(scope) { try await m.invokeAsync(runner, args, named: nil, range: range) }
+            return try await m.invokeAsync(runner, args, named: nil, range: range)
         } catch is CancellationError {
             // Cancellation is not a Flow error (the engine cannot catch it), so the
             // interpreter reports the node's end.
@@ -215,7 +221,7 @@ extension Interpreter {
         run.branches += 1
         defer { run.branches -= 1 }
         do {
-            return try await Run.$scope.withValue(scope) {
+            return try await Run.within(run, scope: scope) {
                 try await invokeAsync(f, args, named: nil, range: range)
             }
         } catch let e as FlowError {
@@ -255,9 +261,7 @@ final class SpawnNode: Node {
         let range = self.range
         let scope = PathScope(prefix: path, depth: CallDepth(m.callDepth.value))
         let task = Task(executorPreference: m.loop) { () async throws -> Value in
-            try await Run.$current.withValue(run) {
-                try await m.branch(f, [], path: scope, run: run, range: range)
-            }
+            try await m.branch(f, [], path: scope, run: run, range: range)
         }
         run.tasks.append(task)
         return .object(TaskValue(task: task, path: path))
@@ -302,7 +306,7 @@ extension Interpreter {
     public func withTimeout(_ nanoseconds: Int, _ f: Value, at range: SourceRange?) async throws -> Value {
         let r = range ?? SourceRange(file: SourceFile(path: "<timeout>", text: ""), start: 0, end: 0)
         return try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask { [self] in try await invokeAsync(f, [], named: nil, range: r) }
+            group.addTask { [self] in try await Run.inOwnContext { try await invokeAsync(f, [], named: nil, range: r) } }
             group.addTask { [self] in
                 try await sleep(nanoseconds: nanoseconds)
                 return nil

@@ -66,9 +66,26 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) var closure: Closure?
     @exclusivity(unchecked) var pendingSwap: SwapRequest?
 
-    @TaskLocal static var current: Run?
-    /// The scope node paths are made in: the run's root, or a parallel branch.
-    @TaskLocal static var scope: PathScope?
+    /// Where the code of this task runs: its run, and the scope its node paths are made
+    /// in. One task-local box per task that runs Flow code, changed in place as the code
+    /// enters and leaves nodes (a binding per node cost a task-local push and a closure
+    /// frame, and lengthened every lookup).
+    @TaskLocal static var context: RunContext?
+    static var current: Run? { context?.run }
+    /// The scope node paths are made in: the run's root, a parallel branch, or a node.
+    static var scope: PathScope? { context?.scope }
+
+    /// Runs `body` as code of `run`, its paths made in `scope`, in a box of its own.
+    static func within<T>(_ run: Run?, scope: PathScope?, _ body: () async throws -> T) async throws -> T {
+        try await $context.withValue(RunContext(run: run, scope: scope), operation: body)
+    }
+
+    /// Runs `body` in a copy of the current context: for a task that runs Flow code, so
+    /// that the nodes it enters do not change the box of the task that started it.
+    static func inOwnContext<T>(_ body: () async throws -> T) async throws -> T {
+        guard let c = context else { return try await body() }
+        return try await $context.withValue(RunContext(run: c.run, scope: c.scope), operation: body)
+    }
 
     init(id: String, flow: String, arguments: [Value], parent: Run?, startedAt: Int) {
         self.id = id
@@ -111,6 +128,15 @@ struct RunEvent {
     let fields: [MapBox.Entry]
     let keys: EventKeys
     var map: MapBox?
+}
+
+/// Where a task's code runs (`Run.context`): its run and its path scope. Each task that
+/// runs Flow code has its own; a node sets `scope` while the engine runs it and puts the
+/// old one back after.
+final class RunContext: @unchecked Sendable {
+    @exclusivity(unchecked) var run: Run?
+    @exclusivity(unchecked) var scope: PathScope?
+    init(run: Run?, scope: PathScope?) { self.run = run; self.scope = scope }
 }
 
 /// How deeply the async Flow calls of one task are nested, for the call-depth limit of
@@ -279,10 +305,8 @@ extension Interpreter {
     @inline(never)
     func startRun(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
                   resumed: Bool) async throws -> Value {
-        try await Run.$current.withValue(run) {
-            try await Run.$scope.withValue(run.rootScope) {
-                try await runBody(run, c, args, named: named, at: range, resumed: resumed)
-            }
+        try await Run.within(run, scope: run.rootScope) {
+            try await runBody(run, c, args, named: named, at: range, resumed: resumed)
         }
     }
 
@@ -428,7 +452,7 @@ extension Interpreter {
     func continueAsNew(_ run: Run, _ next: ContinueAsNew, _ c: Closure, at range: SourceRange?) async throws -> Value {
         await finishTasks(run)
         let successor = try endContinued(run, next)
-        return try await Run.$current.withValue(run.parent) {
+        return try await Run.within(run.parent, scope: Run.scope) {
             try await runFlow(c, next.arguments, named: nil, at: range, successorOf: successor)
         }
     }
@@ -447,10 +471,8 @@ extension Interpreter {
         // The version it goes back to may itself have come by a swap (with nodes the
         // log skipped): it is replayed the same lenient way, without a report.
         let fresh = try reload(run, migrating: SwapRequest(closure: swapBack, transform: nil, version: -1))
-        return try await Run.$current.withValue(fresh) {
-            try await Run.$scope.withValue(fresh.rootScope) {
-                try await runBody(fresh, swapBack, args, named: named, at: range, resumed: true)
-            }
+        return try await Run.within(fresh, scope: fresh.rootScope) {
+            try await runBody(fresh, swapBack, args, named: named, at: range, resumed: true)
         }
     }
 
@@ -593,7 +615,7 @@ extension Interpreter {
         run.compensations = []
         guard !steps.isEmpty else { return }
         let task = Task(executorPreference: loop) { [self] in
-            await Run.$current.withValue(run) {
+            try? await Run.within(run, scope: Run.scope) {
                 for step in steps {
                     _ = try? emit(run, "compensate:start", [("path", .str(step.path))])
                     do {
