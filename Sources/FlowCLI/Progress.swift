@@ -17,7 +17,9 @@ enum EventDisplay: String, CaseIterable {
 /// Receives every event (on the interpreter thread) and renders it.
 final class Progress: @unchecked Sendable {
     let display: EventDisplay
-    weak var interpreter: Interpreter?
+    /// Not weak: a weak reference gives the interpreter a side table, and every retain of
+    /// it, all through the run, then takes the slow path. The engine outlives the display.
+    unowned(unsafe) var interpreter: Interpreter?
 
     /// The tree: runs and, under each, its nodes with status and timing.
     struct Line { var text: String; var status: String; var started: Int; var duration: String }

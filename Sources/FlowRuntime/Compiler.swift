@@ -644,19 +644,37 @@ struct Compiler {
         return asyncMode
     }
 
+    /// A call. In async code, a callee, receiver or argument that may suspend is evaluated
+    /// first into a temporary (`hoist`), so a call node itself only waits for the call:
+    /// its step (`Fiber`) evaluates the rest synchronously.
     mutating func call(_ callee: Expr, _ args: [Argument], _ range: SourceRange) -> Node {
         let positional = args.filter { $0.label == nil }.map { expr($0.value) }
         let named = args.compactMap { a in a.label.map { ($0, expr(a.value)) } }
-        let compiledArgs = CompiledArguments(positional: positional, named: named)
-        let suspends = callMaySuspend(callee) || compiledArgs.yields
         // `receiver.method(…)`, unless the receiver is an imported module.
         if case .member(let o, let name, _) = callee.kind, moduleMember(o, name) == nil {
             let recv = expr(o)
-            let n = MethodCallNode(receiver: recv, name: name, id: interpreter.methodID(name), args: compiledArgs, range: range)
-            n.yields = asyncMode || recv.yields || compiledArgs.yields
-            return n
+            let id = interpreter.methodID(name)
+            let async = asyncMode
+            return hoist([recv] + positional + named.map { $0.1 }) { c in
+                let args = CompiledArguments(positional: Array(c[1..<1 + positional.count]),
+                                             named: zip(named, c[(1 + positional.count)...]).map { ($0.0.0, $0.1) })
+                let n = MethodCallNode(receiver: c[0], name: name, id: id, args: args, range: range)
+                n.yields = async
+                return n
+            }
         }
         let calleeNode = expr(callee)
+        let suspends = callMaySuspend(callee)
+        if asyncMode, calleeNode.yields || positional.contains(where: { $0.yields }) || named.contains(where: { $0.1.yields }) {
+            return hoist([calleeNode] + positional + named.map { $0.1 }) { c in
+                let args = CompiledArguments(positional: Array(c[1..<1 + positional.count]),
+                                             named: zip(named, c[(1 + positional.count)...]).map { ($0.0.0, $0.1) })
+                let n = CallNode(callee: c[0], args: args, range: range)
+                n.yields = suspends
+                return n
+            }
+        }
+        let compiledArgs = CompiledArguments(positional: positional, named: named)
         let n: Node
         if named.isEmpty, case .name(let fname) = callee.kind, case .global(let g)? = res.refs[ObjectIdentifier(callee)],
            res.globals[g]?.kind == .function, let cell = module.globals[fname] {
@@ -676,7 +694,7 @@ struct Compiler {
         } else {
             n = CallNode(callee: calleeNode, args: compiledArgs, range: range)
         }
-        n.yields = suspends || calleeNode.yields
+        n.yields = suspends || calleeNode.yields || compiledArgs.yields
         return n
     }
 

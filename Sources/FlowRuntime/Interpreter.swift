@@ -424,29 +424,7 @@ public final class Interpreter: @unchecked Sendable {
 
     func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?, asRun: Bool = false) async throws -> Value {
         if c.proto.isFlow && !asRun { return try await runFlow(c, args, named: named, at: range) }
-        let p = c.proto
-        // Async calls count their depth per task: a suspended call holds no native stack,
-        // and thousands of tasks suspended at once are not a deep recursion.
-        let counter = callDepth
-        guard counter.value + depth < maxCallDepth else { throw recursionError(range) }
-        counter.value += 1
-        defer { counter.value -= 1 }
-        // Async frames live on the heap: a suspended call must not pin the value stack.
-        let fp = Frame.allocate(capacity: max(1, p.frameSize))
-        clearFrame(fp, p.frameSize)
-        defer {
-            dropFrame(fp, p.frameSize)
-            fp.deallocate()
-        }
-        do {
-            try bind(c, args, named: named, into: fp, at: range)
-            var r = try await p.body.evalAsync(fp, self)
-            if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
-            return r
-        } catch let e as FlowError {
-            e.unwind(through: describe(p), calledFrom: range)
-            throw e
-        }
+        return try await Fiber.body(self, c, args, named: named, at: range)
     }
 
     func describe(_ p: FunctionProto) -> String {

@@ -46,15 +46,6 @@ struct CompiledArguments {
         if named.isEmpty { return (values, nil) }
         return (values, try named.map { ($0.0, try $0.1.eval(fp, m)) })
     }
-
-    func evaluateAsync(_ fp: Frame, _ m: Interpreter) async throws -> ([Value], [(String, Value)]?) {
-        var values: [Value] = []
-        for a in positional { values.append(a.yields ? try await a.evalAsync(fp, m) : try a.eval(fp, m)) }
-        if named.isEmpty { return (values, nil) }
-        var out: [(String, Value)] = []
-        for (k, n) in named { out.append((k, n.yields ? try await n.evalAsync(fp, m) : try n.eval(fp, m))) }
-        return (values, out)
-    }
 }
 
 /// A call of any callee with any arguments.
@@ -75,11 +66,16 @@ final class CallNode: Node {
         }
         return try m.invoke(f, values, named: named, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let f = try await run(callee, fp, m)
-        let (values, named) = try await args.evaluateAsync(fp, m)
-        return try await m.invokeAsync(f, values, named: named, range: range)
+    // On the async path the callee and the arguments never suspend (the compiler
+    // evaluates the ones that may into temporaries first): the call is all that waits.
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        let callee = try self.callee.eval(a.fp, f.m)
+        let (values, named) = try args.evaluate(a.fp, f.m)
+        return f.call(callee, values, named)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// A call with no arguments of a value (`f()`), without building an argument array.
@@ -104,9 +100,12 @@ final class Call0Node: Node {
         if case .builtin(let b) = f { return try m.callBuiltin(b, base: m.top, count: 0, named: nil, at: range) }
         return try m.invoke(f, [], named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        try await m.invokeAsync(try await run(callee, fp, m), [], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        return f.call(try callee.eval(a.fp, f.m), [], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// A call with one positional argument (`fib(n - 1)`).
@@ -147,10 +146,13 @@ final class Call1Node: Node {
         }
         return try m.invoke(f, [x], named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let f = try await run(callee, fp, m)
-        return try await m.invokeAsync(f, [try await run(a0, fp, m)], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        let callee = try self.callee.eval(a.fp, f.m)
+        return f.call(callee, [try a0.eval(a.fp, f.m)], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// A call with two positional arguments.
@@ -179,11 +181,14 @@ final class Call2Node: Node {
         }
         return try m.invoke(f, [x, y], named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let f = try await run(callee, fp, m)
-        let x = try await run(a0, fp, m), y = try await run(a1, fp, m)
-        return try await m.invokeAsync(f, [x, y], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        let callee = try self.callee.eval(a.fp, f.m)
+        let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
+        return f.call(callee, [x, y], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// `receiver.name(args)`: a map's function-valued entry if it has one (modules, records of
@@ -232,14 +237,17 @@ final class MethodCallNode: Node {
         }
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let r = try await run(receiver, fp, m)
-        let (values, named) = try await args.evaluateAsync(fp, m)
-        switch try target(r, m) {
-        case .value(let f): return try await m.invokeAsync(f, values, named: named, range: range)
-        case .method(let b): return try await m.callBuiltinAsync(b, [r] + values, named: named, at: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        let r = try receiver.eval(a.fp, f.m)
+        let (values, named) = try args.evaluate(a.fp, f.m)
+        switch try target(r, f.m) {
+        case .value(let callee): return f.call(callee, values, named)
+        case .method(let b): return f.call(.builtin(b), [r] + values, named)
         }
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// Makes a closure, capturing the cells in the given slots of the current frame.

@@ -94,9 +94,12 @@ final class CallGlobal0Node: Node {
         }
         return try m.invoke(cell.value, [], named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        try await m.invokeAsync(cell.value, [], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        return f.call(cell.value, [], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// `f(x)` for a top-level `fn f`.
@@ -127,10 +130,12 @@ final class CallGlobal1Node: Node {
         nfp.initialize(to: x)
         return try m.runBody(body, nfp, size: size, argc: 1, cell, range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let x = try await run(a0, fp, m)
-        return try await m.invokeAsync(cell.value, [x], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        return f.call(cell.value, [try a0.eval(a.fp, f.m)], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// `f(x, y)` for a top-level `fn f`.
@@ -154,10 +159,13 @@ final class CallGlobal2Node: Node {
         }
         return try m.invoke(cell.value, [x, y], named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let x = try await run(a0, fp, m), y = try await run(a1, fp, m)
-        return try await m.invokeAsync(cell.value, [x, y], named: nil, range: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
+        let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
+        return f.call(cell.value, [x, y], nil)
     }
+    override var callRange: SourceRange? { range }
 }
 
 /// `f(a, b, c, …)` for a top-level `fn f`.
@@ -180,9 +188,13 @@ final class CallGlobalNNode: Node {
         }
         return try m.invoke(cell.value, values, named: nil, range: range)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 { return .done(input) }
+        a.state = 1
         var values: [Value] = []
-        for a in args { values.append(try await run(a, fp, m)) }
-        return try await m.invokeAsync(cell.value, values, named: nil, range: range)
+        values.reserveCapacity(args.count)
+        for x in args { values.append(try x.eval(a.fp, f.m)) }
+        return f.call(cell.value, values, nil)
     }
+    override var callRange: SourceRange? { range }
 }

@@ -16,8 +16,8 @@ final class NodeNode: Node {
         self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter) throws -> (Value, [Value], PathScope, RunContext) {
-        guard let context = Run.context, let run = context.run else {
+    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext?, depth: CallDepth) throws -> (Value, [Value], PathScope, RunContext) {
+        guard let context, let run = context.run else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
         try m.checkSwap(run)
@@ -32,36 +32,52 @@ final class NodeNode: Node {
         guard let runner = m.runNode else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
-        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: m.callDepth), context)
+        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: depth), context)
     }
 
     // The engine runs the node in the node's own path scope: what happens inside it
     // (nested nodes, timers, effects) is keyed under the node's path, so a replay that
     // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (runner, args, scope, context) = try prepare(fp, m)
+        let (runner, args, scope, context) = try prepare(fp, m, Run.context, depth: m.callDepth)
         let outer = context.scope
         context.scope = scope
         defer { context.scope = outer }
         return try m.invoke(runner, args, named: nil, range: range)
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let (runner, args, scope, context) = try prepare(fp, m)
-        let outer = context.scope
+    // State 1: the engine runs the node, in the node's scope (`a.extra` keeps the
+    // scope to go back to, `a.value` the step map).
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state != 0 {
+            a.state = 2
+            f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
+            return .done(input)
+        }
+        let (runner, args, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
+        a.extra = context.scope
+        a.value = args[0]
         context.scope = scope
-        defer { context.scope = outer }
-        do {
-            return try await m.invokeAsync(runner, args, named: nil, range: range)
-        } catch is CancellationError {
+        a.state = 1
+        return f.call(runner, args, nil)
+    }
+
+    override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
+        guard a.state == 1 else { return nil }
+        a.state = 2
+        if error is CancellationError {
             // Cancellation is not a Flow error (the engine cannot catch it), so the
             // interpreter reports the node's end.
-            if let run = Run.current, case .map(let node) = args[0], let path = node.get(box: m.keys.path) {
+            let m = f.m
+            if let run = f.context?.run, case .map(let node) = a.value, let path = node.get(box: m.keys.path) {
                 _ = try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
             }
-            throw CancellationError()
         }
+        f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
+        return nil
     }
+
+    override var callRange: SourceRange? { range }
 }
 
 /// `parallel { a: …, b: … }` (all branches; a record of their results) and

@@ -15,9 +15,30 @@ class Node {
         fatalError("\(type(of: self)) has no synchronous form")
     }
 
+    /// The Swift async form, for the few nodes whose work is Swift async code (parallel
+    /// branches, tasks, channels): `step` waits for it.
     func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
         try eval(fp, m)
     }
+
+    /// One step of this node on the async path (`Fiber`). `a.state` is 0 when the node
+    /// starts; `input` is the value of what it last asked for. A node without a stepped
+    /// form waits for its Swift async form.
+    func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0 {
+            a.state = 1
+            let fp = a.fp, m = f.m
+            return .wait { try await self.evalAsync(fp, m) }
+        }
+        return .done(input)
+    }
+
+    /// Offered an error raised while this node was at work (by its own step or by what
+    /// it asked for): what comes next if the node handles it, nil to let it go on.
+    func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? { nil }
+
+    /// Where the calls this node asks for are made from, for tracebacks.
+    var callRange: SourceRange? { nil }
 
     /// Evaluates as a condition. Comparisons override it to skip making a `Value`.
     func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
@@ -39,10 +60,10 @@ class Node {
 }
 
 extension Node {
-    /// Evaluates a child on the async path only if it may suspend.
+    /// Evaluates a child from Swift async code: on a fiber only if it may suspend.
     @inline(__always)
     func run(_ n: Node, _ fp: Frame, _ m: Interpreter) async throws -> Value {
-        n.yields ? try await n.evalAsync(fp, m) : try n.eval(fp, m)
+        n.yields ? try await Fiber.evaluate(n, fp, m) : try n.eval(fp, m)
     }
 }
 
@@ -78,9 +99,10 @@ final class LocalSet: Node {
     override func exec(_ fp: Frame, _ m: Interpreter) throws {
         fp[slot] = try value.eval(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        fp[slot] = try await run(value, fp, m)
-        return .nilValue
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        a.fp[slot] = a.state == 0 ? try value.eval(a.fp, f.m) : input
+        return .done(.nilValue)
     }
 }
 
@@ -103,10 +125,11 @@ final class CellSet: Node {
         if case .cell(let c) = fp[slot] { c.value = v }
         return .nilValue
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let v = try await run(value, fp, m)
-        if case .cell(let c) = fp[slot] { c.value = v }
-        return .nilValue
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        let v = a.state == 0 ? try value.eval(a.fp, f.m) : input
+        if case .cell(let c) = a.fp[slot] { c.value = v }
+        return .done(.nilValue)
     }
 }
 
@@ -120,9 +143,10 @@ final class CellDeclare: Node {
         fp[slot] = .cell(Cell(try value.eval(fp, m)))
         return .nilValue
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        fp[slot] = .cell(Cell(try await run(value, fp, m)))
-        return .nilValue
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        a.fp[slot] = .cell(Cell(a.state == 0 ? try value.eval(a.fp, f.m) : input))
+        return .done(.nilValue)
     }
 }
 
@@ -154,10 +178,11 @@ final class GlobalSet: Node {
         cell.isDefined = true
         return .nilValue
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        cell.value = try await run(value, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        cell.value = a.state == 0 ? try value.eval(a.fp, f.m) : input
         cell.isDefined = true
-        return .nilValue
+        return .done(.nilValue)
     }
 }
 
@@ -186,13 +211,26 @@ final class BlockNode: Node {
             i += 1
         }
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        var last = Value.nilValue
-        for s in statements {
-            last = try await run(s, fp, m)
-            if m.signal != .none { return .nilValue }
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let m = f.m
+        let n = children.count
+        var i = a.state
+        if i > 0 {
+            // Statement i - 1 suspended and has finished.
+            if m.signal != .none { return .done(.nilValue) }
+            if i == n { return .done(input) }
         }
-        return last
+        let fp = a.fp
+        while i < n - 1 {
+            let s = statements[i]
+            i += 1
+            if s.yields { a.state = i; return .child(s) }
+            try children.exec(i - 1, fp, m)
+            if m.signal != .none { return .done(.nilValue) }
+        }
+        if n == 0 { return .done(.nilValue) }
+        if statements[n - 1].yields { a.state = n; return .child(statements[n - 1]) }
+        return .done(try children.eval(n - 1, fp, m))
     }
 }
 
@@ -211,10 +249,18 @@ final class Block2Node: Node {
         if m.signal != .none { return }
         try second.exec(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        _ = try await run(first, fp, m)
-        if m.signal != .none { return .nilValue }
-        return try await run(second, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let m = f.m
+        switch a.state {
+        case 0:
+            if first.yields { a.state = 1; return .child(first) }
+            try first.exec(a.fp, m)
+        case 1: break
+        default: return .done(input)
+        }
+        if m.signal != .none { return .done(.nilValue) }
+        if second.yields { a.state = 2; return .child(second) }
+        return .done(try second.eval(a.fp, m))
     }
 }
 
@@ -235,9 +281,20 @@ final class TempNode: Node {
         for (s, p) in zip(slots, parts) { fp[s] = try p.eval(fp, m) }
         return try body.eval(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        for (s, p) in zip(slots, parts) { fp[s] = try await run(p, fp, m) }
-        return try await run(body, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let fp = a.fp, m = f.m
+        var i = a.state
+        // State k in 1…parts.count: part k - 1 has its value; past that, the body.
+        if i > parts.count { return .done(input) }
+        if i > 0 { fp[slots[i - 1]] = input }
+        while i < parts.count {
+            let p = parts[i]
+            i += 1
+            if p.yields { a.state = i; return .child(p) }
+            fp[slots[i - 1]] = try p.eval(fp, m)
+        }
+        if body.yields { a.state = parts.count + 1; return .child(body) }
+        return .done(try body.eval(fp, m))
     }
 }
 
@@ -286,10 +343,18 @@ final class IfNode: Node {
     override func exec(_ fp: Frame, _ m: Interpreter) throws {
         if try test(fp, m) { try then.exec(fp, m) } else { try otherwise.exec(fp, m) }
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let c = condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m)
-        if c { return try await run(then, fp, m) }
-        return try await run(otherwise, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let c: Bool
+        switch a.state {
+        case 0:
+            if condition.yields { a.state = 1; return .child(condition) }
+            c = try test(a.fp, f.m)
+        case 1: c = input.isTruthy
+        default: return .done(input)
+        }
+        let branch = c ? then : otherwise
+        if branch.yields { a.state = 2; return .child(branch) }
+        return .done(try branch.eval(a.fp, f.m))
     }
 }
 
@@ -312,12 +377,27 @@ final class WhileNode: Node {
         }
         return .nilValue
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        while condition.yields ? try await condition.evalAsync(fp, m).isTruthy : try condition.evalBool(fp, m) {
-            _ = try await run(body, fp, m)
-            if m.signal != .none && m.endsLoop() { break }
+    // States: 0 test the condition, 1 the condition's value came, 2 the body finished.
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let fp = a.fp, m = f.m
+        var state = a.state
+        while true {
+            switch state {
+            case 0:
+                if condition.yields { a.state = 1; return .child(condition) }
+                if !(try test(fp, m)) { return .done(.nilValue) }
+            case 1:
+                if !input.isTruthy { return .done(.nilValue) }
+            default:
+                if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+                state = 0
+                continue
+            }
+            if body.yields { a.state = 2; return .child(body) }
+            try body.exec(fp, m)
+            if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+            state = 0
         }
-        return .nilValue
     }
 }
 
@@ -384,18 +464,40 @@ final class ForNode: Node {
         return .nilValue
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let v = try await run(iterable, fp, m)
-        let seq = try sequence(v, m)
+    /// Where a loop on the async path is in its sequence.
+    final class Cursor {
+        let count: () -> Int
+        let item: (Int) -> (Value, Value)
+        let pairs: Bool
         var i = 0
-        while i < seq.count() {
-            let (a, b) = seq.item(i)
-            i += 1
-            if second != nil { bind(fp, a, b) } else if case .map = v { bind(fp, a, b) } else { bind(fp, b, .nilValue) }
-            _ = try await run(body, fp, m)
+        init(_ seq: (count: () -> Int, item: (Int) -> (Value, Value)), pairs: Bool) {
+            count = seq.count; item = seq.item; self.pairs = pairs
+        }
+    }
+
+    // States: 0 start, 1 the iterable's value came, 2 the body finished.
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let fp = a.fp, m = f.m
+        switch a.state {
+        case 0, 1:
+            if a.state == 0, iterable.yields { a.state = 1; return .child(iterable) }
+            let v = a.state == 0 ? try iterable.eval(fp, m) : input
+            var pairs = second != nil
+            if case .map = v { pairs = true }
+            a.extra = Cursor(try sequence(v, m), pairs: pairs)
+        default:
+            if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+        }
+        let cursor = unsafeDowncast(a.extra!, to: Cursor.self)
+        while cursor.i < cursor.count() {
+            let (x, y) = cursor.item(cursor.i)
+            cursor.i += 1
+            if cursor.pairs { bind(fp, x, y) } else { bind(fp, y, .nilValue) }
+            if body.yields { a.state = 2; return .child(body) }
+            try body.exec(fp, m)
             if m.signal != .none && m.endsLoop() { break }
         }
-        return .nilValue
+        return .done(.nilValue)
     }
 }
 
@@ -407,10 +509,12 @@ final class ReturnNode: Node {
         m.signal = .returnValue
         return .nilValue
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        m.returnValue = try await run(value, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        let m = f.m
+        m.returnValue = a.state == 0 ? try value.eval(a.fp, m) : input
         m.signal = .returnValue
-        return .nilValue
+        return .done(.nilValue)
     }
 }
 
@@ -437,8 +541,9 @@ final class ThrowNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         throw raise(try value.eval(fp, m), m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        throw raise(try await run(value, fp, m), m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0, value.yields { a.state = 1; return .child(value) }
+        throw raise(a.state == 0 ? try value.eval(a.fp, f.m) : input, f.m)
     }
 }
 
@@ -495,21 +600,58 @@ final class TryNode: Node {
         return result
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        var result: Value
-        do {
-            result = try await run(body, fp, m)
-        } catch let e as FlowError {
-            do {
-                guard let c = try select(e, fp, m) else { throw e }
-                result = try await run(c.body, fp, m)
-            } catch {
+    // States: 1 in the body, 2 in a catch clause, 3 finishing (an error now passes).
+    // Errors of the body that are not Flow errors (cancellation) pass without `finally`,
+    // as in `eval`; any error of a clause runs `finally` first.
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let fp = a.fp, m = f.m
+        let result: Value
+        switch a.state {
+        case 0:
+            a.state = 1
+            if body.yields { return .child(body) }
+            result = try body.eval(fp, m)
+        default:
+            result = input
+        }
+        a.state = 3
+        try runFinally(fp, m)
+        return .done(result)
+    }
+
+    override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
+        let fp = a.fp, m = f.m
+        switch a.state {
+        case 1:
+            guard let e = error as? FlowError else { return nil }
+            a.state = 3
+            let clause: Clause?
+            do { clause = try select(e, fp, m) } catch {
                 try runFinally(fp, m)
                 throw error
             }
+            guard let c = clause else {
+                try runFinally(fp, m)
+                return nil
+            }
+            a.state = 2
+            if c.body.yields { return .child(c.body) }
+            let v: Value
+            do { v = try c.body.eval(fp, m) } catch {
+                a.state = 3
+                try runFinally(fp, m)
+                throw error
+            }
+            a.state = 3
+            try runFinally(fp, m)
+            return .done(v)
+        case 2:
+            a.state = 3
+            try runFinally(fp, m)
+            return nil
+        default:
+            return nil
         }
-        try runFinally(fp, m)
-        return result
     }
 }
 
@@ -524,9 +666,18 @@ final class AndNode: Node {
     override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
         try left.evalBool(fp, m) && right.evalBool(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let l = try await run(left, fp, m)
-        return l.isTruthy ? try await run(right, fp, m) : l
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let l: Value
+        switch a.state {
+        case 0:
+            if left.yields { a.state = 1; return .child(left) }
+            l = try left.eval(a.fp, f.m)
+        case 1: l = input
+        default: return .done(input)
+        }
+        if !l.isTruthy { return .done(l) }
+        if right.yields { a.state = 2; return .child(right) }
+        return .done(try right.eval(a.fp, f.m))
     }
 }
 
@@ -541,9 +692,18 @@ final class OrNode: Node {
     override func evalBool(_ fp: Frame, _ m: Interpreter) throws -> Bool {
         try left.evalBool(fp, m) || right.evalBool(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let l = try await run(left, fp, m)
-        return l.isTruthy ? l : try await run(right, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let l: Value
+        switch a.state {
+        case 0:
+            if left.yields { a.state = 1; return .child(left) }
+            l = try left.eval(a.fp, f.m)
+        case 1: l = input
+        default: return .done(input)
+        }
+        if l.isTruthy { return .done(l) }
+        if right.yields { a.state = 2; return .child(right) }
+        return .done(try right.eval(a.fp, f.m))
     }
 }
 
@@ -571,8 +731,18 @@ final class MatchNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         try select(try subject.eval(fp, m), fp, m).body.eval(fp, m)
     }
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        try await run(try select(try await run(subject, fp, m), fp, m).body, fp, m)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let v: Value
+        switch a.state {
+        case 0:
+            if subject.yields { a.state = 1; return .child(subject) }
+            v = try subject.eval(a.fp, f.m)
+        case 1: v = input
+        default: return .done(input)
+        }
+        let body = try select(v, a.fp, f.m).body
+        if body.yields { a.state = 2; return .child(body) }
+        return .done(try body.eval(a.fp, f.m))
     }
 }
 

@@ -1,0 +1,245 @@
+import FlowSyntax
+
+/// What a node's `step` asks its fiber to do next.
+enum Step {
+    /// The node has finished with this value: it goes to the node below.
+    case done(Value)
+    /// Evaluate this child (one that may suspend) in the same frame, then step again with
+    /// its value (`Step.child`).
+    case enter(Unmanaged<Node>)
+    /// Call the function the node put in the fiber (`Fiber.call`), then step again with
+    /// the result.
+    case call
+    /// Wait for Swift async work (parallel branches, a task, a channel), then step again
+    /// with its result.
+    case wait(() async throws -> Value)
+
+    /// Evaluate `n`, then step again with its value.
+    static func child(_ n: Node) -> Step { .enter(.passUnretained(n)) }
+}
+
+/// The async path of Flow code: an explicit stack of activations, one per node at work,
+/// run by one loop.
+///
+/// A node that may suspend does not get a Swift `async` function of its own: it has a
+/// `step` that does what it can synchronously and then asks for a child, a call or a
+/// wait. Only the waits are Swift `await`s. So a call of a Flow function that may
+/// suspend costs an activation pushed on an array instead of a Swift async frame, a
+/// task allocation and an executor hop per syntax level; and a suspended run holds its
+/// activations (a few dozen bytes each) and the frames of its calls, instead of a
+/// chain of Swift async frames, about 230 bytes a level (docs/interpreter.md).
+final class Fiber {
+    struct Activation {
+        /// Unretained: the node belongs to the body of a function that a closure below
+        /// (or the fiber's caller) keeps alive.
+        let node: Unmanaged<Node>
+        let fp: Frame
+        /// Where the node is in its work: 0 when it starts; each node numbers its own.
+        var state = 0
+        /// What a node keeps between its steps (a `try`'s result, a node's step map…).
+        var value = Value.nilValue
+        var extra: AnyObject? = nil
+        /// On the body of a call: the callee, whose frame this activation owns.
+        var callee: Closure? = nil
+
+        init(node: Unmanaged<Node>, fp: Frame) { self.node = node; self.fp = fp }
+    }
+
+    /// Strong, so that a step reads it without a retain.
+    let m: Interpreter
+    /// The task's run and path scope: the same box while the fiber lives (a task binds a
+    /// new one only around Swift code the fiber waits for).
+    let context: RunContext?
+    /// The call depth of the task (calls on the async path count there).
+    let depth: CallDepth
+    /// The call site of the fiber's first call, for tracebacks.
+    let range: SourceRange?
+    /// The activations, innermost last: `count` of `capacity` slots.
+    private var stack: UnsafeMutablePointer<Activation>
+    private var count = 0
+    private var capacity = 8
+    /// The call a step asked for (`call`).
+    private var callee = Value.nilValue
+    private var arguments: [Value] = []
+    private var named: [(String, Value)]? = nil
+
+    init(_ m: Interpreter, range: SourceRange?) {
+        self.m = m
+        let context = Run.context
+        self.context = context
+        self.depth = context?.scope?.depth ?? m.rootDepth
+        self.range = range
+        stack = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        stack.deinitialize(count: count)
+        stack.deallocate()
+    }
+
+    /// A step's request to call `f` (`return f.call(…)`).
+    @inline(__always)
+    func call(_ f: Value, _ args: [Value], _ named: [(String, Value)]? = nil) -> Step {
+        callee = f
+        arguments = args
+        self.named = named
+        return .call
+    }
+
+    private func push(_ a: Activation) {
+        if count == capacity {
+            let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: capacity * 2)
+            bigger.moveInitialize(from: stack, count: count)
+            stack.deallocate()
+            stack = bigger
+            capacity *= 2
+        }
+        (stack + count).initialize(to: a)
+        count += 1
+    }
+
+    /// Runs a closure's body on a new fiber (`callClosureAsync`; a flow's body when it
+    /// runs as its run's code).
+    static func body(_ m: Interpreter, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+        let f = Fiber(m, range: range)
+        let first: Step?
+        do {
+            if let v = try f.enter(.closure(c), args, named) { return v }
+            first = nil
+        } catch {
+            first = try f.unwind(error)
+        }
+        return try await f.run(first)
+    }
+
+    /// Evaluates a node of the current frame on a new fiber (the body of a `for await`,
+    /// the operand of an `await`…).
+    static func evaluate(_ n: Node, _ fp: Frame, _ m: Interpreter) async throws -> Value {
+        let f = Fiber(m, range: nil)
+        f.push(Activation(node: .passUnretained(n), fp: fp))
+        return try await f.run(nil)
+    }
+
+    /// Runs until the stack is empty: `first` is the work to start with (or nil to step
+    /// the activation on top).
+    func run(_ first: Step?) async throws -> Value {
+        var next: Step
+        if let first { next = first } else { next = try stepTop(.nilValue) }
+        while true {
+            let input: Value
+            switch next {
+            case .done(let v):
+                input = finishTop(v)
+            case .enter(let n):
+                push(Activation(node: n, fp: stack[count - 1].fp))
+                input = .nilValue
+            case .call:
+                let f = callee, args = arguments, named = self.named
+                callee = .nilValue
+                arguments = []
+                self.named = nil
+                do {
+                    if case .closure(let c) = f, c.proto.isFlow {
+                        input = try await m.runFlow(c, args, named: named, at: callSite)
+                    } else if case .builtin(let b) = f, b.suspendingBody != nil {
+                        input = try await m.callBuiltinAsync(b, args, named: named, at: callSite)
+                    } else {
+                        input = try enter(f, args, named) ?? .nilValue
+                    }
+                } catch {
+                    next = try unwind(error)
+                    continue
+                }
+            case .wait(let work):
+                do { input = try await work() } catch {
+                    next = try unwind(error)
+                    continue
+                }
+            }
+            if count == 0 { return input }
+            next = try stepTop(input)
+        }
+    }
+
+    /// Steps the activation on top; an error it throws unwinds.
+    @inline(__always)
+    private func stepTop(_ input: Value) throws -> Step {
+        let top = stack + (count - 1)
+        do {
+            return try top.pointee.node._withUnsafeGuaranteedRef { try $0.step(self, &top.pointee, input) }
+        } catch {
+            return try unwind(error)
+        }
+    }
+
+    /// Where the activation on top called from: its node's range, or the fiber's.
+    private var callSite: SourceRange? {
+        count > 0 ? stack[count - 1].node._withUnsafeGuaranteedRef { $0.callRange } ?? range : range
+    }
+
+    /// Starts a call that needs no Swift `await`: a synchronous function or builtin runs
+    /// at once (its result is returned); a Flow function that may suspend gets its frame
+    /// and its body's activation (nil is returned: the body steps next).
+    private func enter(_ f: Value, _ args: [Value], _ named: [(String, Value)]?) throws -> Value? {
+        guard case .closure(let c) = f else { return try m.invoke(f, args, named: named, range: callSite ?? Fiber.noRange) }
+        let p = c.proto
+        if !p.isAsync { return try m.callClosure(c, args, named: named, at: callSite) }
+        // Async calls count their depth per task: a suspended call holds no native stack,
+        // and thousands of tasks suspended at once are not a deep recursion.
+        guard depth.value + m.depth < m.maxCallDepth else { throw m.recursionError(callSite) }
+        let site = callSite
+        // Async frames live on the heap: a suspended call must not pin the value stack.
+        let fp = Frame.allocate(capacity: max(1, p.frameSize))
+        clearFrame(fp, p.frameSize)
+        depth.value += 1
+        var a = Activation(node: p.bodyRef, fp: fp)
+        a.callee = c
+        push(a)
+        // A bad argument unwinds through the callee, like an error of its body.
+        try m.bind(c, args, named: named, into: fp, at: site)
+        return nil
+    }
+
+    static let noRange = SourceRange(file: SourceFile(path: "<fiber>", text: ""), start: 0, end: 0)
+
+    /// Pops the activation on top, which finished with `v`; for the body of a call, the
+    /// frame goes and a `return` gives the result.
+    @inline(__always)
+    private func finishTop(_ v: Value) -> Value {
+        count -= 1
+        let a = (stack + count).move()
+        guard let c = a.callee else { return v }
+        var r = v
+        if m.signal == .returnValue { m.signal = .none; r = m.returnValue; m.returnValue = .nilValue }
+        release(a.fp, c)
+        return r
+    }
+
+    private func release(_ fp: Frame, _ c: Closure) {
+        dropFrame(fp, c.proto.frameSize)
+        fp.deallocate()
+        depth.value -= 1
+    }
+
+    /// Offers an error to the activations from the top down: the first whose node handles
+    /// it (a `try`) says what comes next; the others are popped, each call adding its
+    /// callee to the traceback. When none handles it, it leaves the fiber.
+    private func unwind(_ error: Error) throws -> Step {
+        var e = error
+        while count > 0 {
+            let top = stack + (count - 1)
+            do {
+                if let next = try top.pointee.node._withUnsafeGuaranteedRef({ try $0.unwind(self, &top.pointee, e) }) { return next }
+            } catch let other {
+                e = other
+            }
+            count -= 1
+            let a = (stack + count).move()
+            if let c = a.callee {
+                release(a.fp, c)
+                if let fe = e as? FlowError { fe.unwind(through: m.describe(c.proto), calledFrom: callSite) }
+            }
+        }
+        throw e
+    }
+}
