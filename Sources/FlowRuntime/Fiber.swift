@@ -34,10 +34,11 @@ final class Fiber {
         /// (or the fiber's caller) keeps alive.
         let node: Unmanaged<Node>
         let fp: Frame
-        /// Where the node is in its work: 0 when it starts; each node numbers its own.
-        var state = 0
         /// What a node keeps between its steps (a `try`'s result, a node's step map…).
         var value = Value.nilValue
+        /// Where the node is in its work: 0 when it starts; each node numbers its own.
+        /// (32 bits, after `value`'s tag: an activation takes 48 bytes.)
+        var state: Int32 = 0
         var extra: AnyObject? = nil
         /// On the body of a call: the callee, whose frame this activation owns.
         var callee: Closure? = nil
@@ -57,7 +58,7 @@ final class Fiber {
     /// The activations, innermost last: `count` of `capacity` slots.
     private var stack: UnsafeMutablePointer<Activation>
     private var count = 0
-    private var capacity = 8
+    private var capacity = 4
     /// The call a step asked for (`call`).
     private var callee = Value.nilValue
     private var arguments: [Value] = []
@@ -88,11 +89,13 @@ final class Fiber {
 
     private func push(_ a: Activation) {
         if count == capacity {
-            let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: capacity * 2)
+            // Grown by half: a suspended run keeps its fiber's stack.
+            let larger = capacity + capacity / 2
+            let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: larger)
             bigger.moveInitialize(from: stack, count: count)
             stack.deallocate()
             stack = bigger
-            capacity *= 2
+            capacity = larger
         }
         (stack + count).initialize(to: a)
         count += 1
@@ -100,6 +103,7 @@ final class Fiber {
 
     /// Runs a closure's body on a new fiber (`callClosureAsync`; a flow's body when it
     /// runs as its run's code).
+    @inline(never)
     static func body(_ m: Interpreter, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
         let f = Fiber(m, range: range)
         let first: Step?

@@ -214,7 +214,7 @@ final class BlockNode: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         let m = f.m
         let n = children.count
-        var i = a.state
+        var i = Int(a.state)
         if i > 0 {
             // Statement i - 1 suspended and has finished.
             if m.signal != .none { return .done(.nilValue) }
@@ -224,12 +224,12 @@ final class BlockNode: Node {
         while i < n - 1 {
             let s = statements[i]
             i += 1
-            if s.yields { a.state = i; return .child(s) }
+            if s.yields { a.state = Int32(i); return .child(s) }
             try children.exec(i - 1, fp, m)
             if m.signal != .none { return .done(.nilValue) }
         }
         if n == 0 { return .done(.nilValue) }
-        if statements[n - 1].yields { a.state = n; return .child(statements[n - 1]) }
+        if statements[n - 1].yields { a.state = Int32(n); return .child(statements[n - 1]) }
         return .done(try children.eval(n - 1, fp, m))
     }
 }
@@ -283,17 +283,17 @@ final class TempNode: Node {
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         let fp = a.fp, m = f.m
-        var i = a.state
+        var i = Int(a.state)
         // State k in 1…parts.count: part k - 1 has its value; past that, the body.
         if i > parts.count { return .done(input) }
         if i > 0 { fp[slots[i - 1]] = input }
         while i < parts.count {
             let p = parts[i]
             i += 1
-            if p.yields { a.state = i; return .child(p) }
+            if p.yields { a.state = Int32(i); return .child(p) }
             fp[slots[i - 1]] = try p.eval(fp, m)
         }
-        if body.yields { a.state = parts.count + 1; return .child(body) }
+        if body.yields { a.state = Int32(parts.count + 1); return .child(body) }
         return .done(try body.eval(fp, m))
     }
 }

@@ -401,12 +401,38 @@ extension Interpreter {
     func runBody(_ run: Run, _ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?,
                  resumed: Bool, swapBack: Closure? = nil) async throws -> Value {
         try beginBody(run, c, args, resumed: resumed)
+        // Only the body's wait is here: what happens after it is in functions of their own,
+        // so the frame a suspended run keeps is small.
+        let result: Value
         do {
-            let result = try await callClosureAsync(c, args, named: named, at: range, asRun: true)
+            result = try await Fiber.body(self, c, args, named: named, at: range)
+        } catch {
+            return try await bodyFailed(run, error, c, args, named: named, at: range, swapBack: swapBack)
+        }
+        return try await bodyEnded(run, result, c, args, named: named, at: range, swapBack: swapBack)
+    }
+
+    /// A run's body returned: the run completes (after the tasks it spawned).
+    @inline(never)
+    func bodyEnded(_ run: Run, _ result: Value, _ c: Closure, _ args: [Value], named: [(String, Value)]?,
+                   at range: SourceRange?, swapBack: Closure?) async throws -> Value {
+        do {
             if let log = run.log, log.migration != nil, log.effectsLeft > 0 { throw unfinishedReplay(run, log) }
             await finishTasks(run)
             try endCompleted(run, result)
             return result
+        } catch {
+            return try await bodyFailed(run, error, c, args, named: named, at: range, swapBack: swapBack)
+        }
+    }
+
+    /// A run's body (or its ending) threw: the run fails, is cancelled, goes on as its
+    /// successor or on another version, or stays suspended.
+    @inline(never)
+    func bodyFailed(_ run: Run, _ error: Error, _ c: Closure, _ args: [Value], named: [(String, Value)]?,
+                    at range: SourceRange?, swapBack: Closure?) async throws -> Value {
+        do {
+            throw error
         } catch let e as FlowError {
             await finishTasks(run)
             await compensate(run)
