@@ -13,8 +13,9 @@ import Darwin
 /// lets other tasks of the program run while it waits. Timers use the configured clock:
 /// with a virtual clock, the loop jumps to the next deadline instead of sleeping.
 public final class EventLoop: TaskExecutor, @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    // Locked and waited on through pointers: unchecked, or every lock is an exclusivity check.
+    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) private var condition = pthread_cond_t()
     /// Runnable jobs, first in first out: `jobs[jobsHead...]` (the head moves, the array
     /// is compacted now and then, so taking a job costs O(1)).
     @exclusivity(unchecked) private var jobs: [UnownedJob] = []
@@ -112,7 +113,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 /// comes first (they may race on different threads, and either may come before the
 /// continuation is armed).
 final class Wakeup: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
     @exclusivity(unchecked) private var continuation: CheckedContinuation<Void, Error>?
     @exclusivity(unchecked) private var outcome: Result<Void, Error>?
     @exclusivity(unchecked) private var resumed = false

@@ -1,5 +1,10 @@
 import FlowSyntax
 import FlowStore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 typealias Frame = UnsafeMutablePointer<Value>
 
@@ -115,6 +120,9 @@ public final class Interpreter: @unchecked Sendable {
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     @exclusivity(unchecked) var interned: [String: StringBox] = [:]
+    /// This interpreter's number for its interned boxes (`StringBox.table`).
+    let internTable = Interpreter.newInternTable()
+    private static func newInternTable() -> UInt32 { InternTables.shared.next() }
     /// The files this script imported, by path, as read: recorded with the script.
     @exclusivity(unchecked) var importedSources: [String: String] = [:]
     /// For a resumed script, the files it imported the first time: used instead of the
@@ -127,7 +135,7 @@ public final class Interpreter: @unchecked Sendable {
     func intern(_ s: String) -> StringBox {
         if let b = interned[s] { return b }
         let b = StringBox(s)
-        b.isInterned = true
+        b.table = internTable
         interned[s] = b
         return b
     }
@@ -643,8 +651,36 @@ final class GlobalCell {
 /// The interned keys of events and node contexts.
 final class EventKeys {
     let seq, type, run, at, name, path, options: StringBox
+    /// The types, fields and statuses of the events every run and every state write
+    /// makes: interning them at each event hashed every name.
+    let runStart, runEnd, state, flow, args, parent, status, result, error, next, keys, old, new: StringBox
+    let completed, failed, cancelled, continued: StringBox
     init(_ m: Interpreter) {
         seq = m.intern("seq"); type = m.intern("type"); run = m.intern("run"); at = m.intern("at")
         name = m.intern("name"); path = m.intern("path"); options = m.intern("options")
+        runStart = m.intern("run:start"); runEnd = m.intern("run:end"); state = m.intern("state")
+        flow = m.intern("flow"); args = m.intern("args"); parent = m.intern("parent")
+        status = m.intern("status"); result = m.intern("result"); error = m.intern("error")
+        next = m.intern("next"); keys = m.intern("keys"); old = m.intern("old"); new = m.intern("new")
+        completed = m.intern("completed"); failed = m.intern("failed")
+        cancelled = m.intern("cancelled"); continued = m.intern("continued")
+    }
+
+    /// An event field.
+    @inline(__always)
+    static func field(_ key: StringBox, _ value: Value) -> MapBox.Entry { MapBox.Entry(key: .string(key), value: value) }
+}
+
+/// Numbers for the interpreters' intern tables, unique in the process.
+final class InternTables: @unchecked Sendable {
+    static let shared = InternTables()
+    private var mutex = pthread_mutex_t()
+    private var last: UInt32 = 0
+    private init() { pthread_mutex_init(&mutex, nil) }
+    func next() -> UInt32 {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        last = last == UInt32.max ? 1 : last + 1
+        return last
     }
 }

@@ -85,7 +85,8 @@ public final class MapBox: @unchecked Sendable {
 
     @inline(__always) static func same(_ a: Value, _ b: Value) -> Bool {
         switch (a, b) {
-        case (.string(let x), .string(let y)): return x === y || x.value == y.value
+        // Two strings interned by one interpreter are equal only if they are the same box.
+        case (.string(let x), .string(let y)): return x === y || (!(x.table != 0 && x.table == y.table) && x.value == y.value)
         case (.int(let x), .int(let y)): return x == y
         case (.nilValue, .nilValue): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -169,8 +170,13 @@ public final class MapBox: @unchecked Sendable {
         if index == nil && store.count <= MapBox.linearLimit {
             var i = 0
             let n = store.count
+            // Record fields and member names are interned by the compiler: a different box
+            // from the same table is a different key, found without comparing text.
+            let table = box.table
             while i < n {
-                if case .string(let s) = store[i].key, s === box || s.value == box.value { return store[i].value }
+                if case .string(let s) = store[i].key, s === box || ((table == 0 || s.table != table) && s.value == box.value) {
+                    return store[i].value
+                }
                 i += 1
             }
             return nil

@@ -60,7 +60,9 @@ final class StateAssignNode: Node {
                 }
                 keys.append(key)
                 // `keys` lets a reader of the log (flow history) rebuild the state.
-                try m.emit(run, "state", [("path", .str(path)), ("keys", .list(keys)), ("old", old), ("new", v)])
+                let k = m.keys
+                try m.emit(run, k.state, [EventKeys.field(k.path, .str(path)), EventKeys.field(k.keys, .list(keys)),
+                                          EventKeys.field(k.old, old), EventKeys.field(k.new, v)])
                 return .nilValue
             }
             keys.append(key)

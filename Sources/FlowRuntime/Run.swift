@@ -504,13 +504,13 @@ extension Interpreter {
 
     @inline(never)
     func beginRun(_ run: Run, _ args: [Value], resumed: Bool) throws {
-        let lineage: [(String, Value)] = [("flow", .str(run.flow)), ("args", .list(args)),
-                                          ("parent", run.parent.map { .str($0.id) } ?? .nilValue)]
+        let k = keys
+        let lineage = [EventKeys.field(k.flow, .str(run.flow)), EventKeys.field(k.args, .list(args)),
+                       EventKeys.field(k.parent, run.parent.map { .str($0.id) } ?? .nilValue)]
         if let log = run.log, resumed {
-            try emit(run, intern("run:resumed"), lineage.map { MapBox.Entry(key: .str($0.0), value: $0.1) },
-                     key: "event:run:resumed#\(log.nextSeq)")
+            try emit(run, intern("run:resumed"), lineage, key: "event:run:resumed#\(log.nextSeq)")
         } else {
-            try emit(run, "run:start", lineage)
+            try emit(run, k.runStart, lineage)
         }
     }
 
@@ -546,7 +546,8 @@ extension Interpreter {
         run.result = result
         run.status = .completed
         run.endedAt = configuration.clock.now()
-        try emit(run, "run:end", [("status", .str("completed")), ("result", result)])
+        let k = keys
+        try emit(run, k.runEnd, [EventKeys.field(k.status, .string(k.completed)), EventKeys.field(k.result, result)])
         try finishRecord(run, parent: run.parent)
         forgetOldRuns(after: run)
     }
@@ -555,7 +556,8 @@ extension Interpreter {
     func endFailed(_ run: Run, _ e: FlowError) {
         run.status = .failed
         run.endedAt = configuration.clock.now()
-        _ = try? emit(run, "run:end", [("status", .str("failed")), ("error", .error(e.value))])
+        let k = keys
+        _ = try? emit(run, k.runEnd, [EventKeys.field(k.status, .string(k.failed)), EventKeys.field(k.error, .error(e.value))])
         try? finishRecord(run, parent: run.parent, error: e.value)
         forgetOldRuns(after: run)
     }
@@ -569,7 +571,8 @@ extension Interpreter {
         run.endedAt = configuration.clock.now()
         let carried = MapBox(distinct: run.state.entries)
         run.result = .map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
-        try emit(run, "run:end", [("status", .str("continued")), ("next", .list(next.arguments))])
+        let k = keys
+        try emit(run, k.runEnd, [EventKeys.field(k.status, .string(k.continued)), EventKeys.field(k.next, .list(next.arguments))])
         try finishRecord(run, parent: nil)
         forgetOldRuns(after: run)
         return (run.log?.record.key, run.callKey ?? run.log?.record.key, carried)
@@ -579,7 +582,7 @@ extension Interpreter {
     func endCancelled(_ run: Run, _ error: Error, at range: SourceRange?) -> Error {
         run.status = .cancelled
         run.endedAt = configuration.clock.now()
-        _ = try? emit(run, "run:end", [("status", .str("cancelled"))])
+        _ = try? emit(run, keys.runEnd, [EventKeys.field(keys.status, .string(keys.cancelled))])
         try? finishRecord(run, parent: run.parent)
         forgetOldRuns(after: run)
         if run.parent == nil, session != nil, error is CancellationError {

@@ -74,8 +74,11 @@ public final class StringBox: @unchecked Sendable {
     @exclusivity(unchecked) private var cachedCount = -1
     @exclusivity(unchecked) private var cachedHash = 0
     @exclusivity(unchecked) private var hasHash = false
-    /// True for the interpreter's one box of this string (`Interpreter.intern`).
-    @exclusivity(unchecked) var isInterned = false
+    /// For the interpreter's one box of this string (`Interpreter.intern`): the number of
+    /// that interpreter's table, or 0. Two boxes interned by the same table are equal only
+    /// if they are the same box.
+    @exclusivity(unchecked) var table: UInt32 = 0
+    var isInterned: Bool { table != 0 }
     public init(_ value: String) { self.value = value }
     /// The string's hash, computed once (map keys hash it on every lookup).
     public var hash: Int {

@@ -96,6 +96,15 @@ import Testing
         #expect(try e.call(f, [.int(2), .int(5)]) == .int(7))
     }
 
+    @Test func aRecordMadeByOneEngineIsReadByAnother() throws {
+        // Each interpreter interns its constant strings; two boxes interned by different
+        // interpreters must still compare by their text.
+        let a = engine(), b = engine()
+        let record = try a.run(SourceFile(path: "a.flow", text: "{name: \"ann\", path: \"p\", x: 1}\n"))
+        let read = try b.run(SourceFile(path: "b.flow", text: "fn read(r) { [r.x, r.path, r[\"name\"], r.has(\"path\")] }\nread\n"))
+        #expect(try b.call(read, [record]) == .list(ListBox([.int(1), .str("p"), .str("ann"), .bool(true)])))
+    }
+
     @Test func fileImportsNeedTheHostsPermission() {
         // The default configuration grants no file access.
         let e = Stdlib.makeEngine()
