@@ -63,7 +63,6 @@ struct StoreOptions: ParsableArguments {
     func open(mustExist: Bool = false) throws -> any RunStore {
         let path = resolved
         if path == "memory" || path == "none" { return MemoryStore() }
-        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
         if mustExist && !System.exists(path) {
             SourceLoader.printError("flow: no store at '\(path)' (runs are recorded there by `flow run`; --store or FLOW_STORE chooses another)\n")
             throw ExitCode(66)
