@@ -87,18 +87,22 @@ final class Fiber {
         return .call
     }
 
-    private func push(_ a: Activation) {
-        if count == capacity {
-            // Grown by half: a suspended run keeps its fiber's stack.
-            let larger = capacity + capacity / 2
-            let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: larger)
-            bigger.moveInitialize(from: stack, count: count)
-            stack.deallocate()
-            stack = bigger
-            capacity = larger
-        }
+    @inline(__always)
+    private func push(_ a: consuming Activation) {
+        if count == capacity { grow() }
         (stack + count).initialize(to: a)
         count += 1
+    }
+
+    /// Grown by half: a suspended run keeps its fiber's stack.
+    @inline(never)
+    private func grow() {
+        let larger = capacity + capacity / 2
+        let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: larger)
+        bigger.moveInitialize(from: stack, count: count)
+        stack.deallocate()
+        stack = bigger
+        capacity = larger
     }
 
     /// Runs a closure's body on a new fiber (`callClosureAsync`; a flow's body when it
@@ -169,11 +173,13 @@ final class Fiber {
     @inline(__always)
     private func stepTop(_ input: Value) throws -> Step {
         let top = stack + (count - 1)
+        let next: Step
         do {
-            return try top.pointee.node._withUnsafeGuaranteedRef { try $0.step(self, &top.pointee, input) }
+            next = try top.pointee.node._withUnsafeGuaranteedRef { try $0.step(self, &top.pointee, input) }
         } catch {
             return try unwind(error)
         }
+        return next
     }
 
     /// Where the activation on top called from: its node's range, or the fiber's.
