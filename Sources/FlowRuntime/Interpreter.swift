@@ -116,7 +116,9 @@ public final class Interpreter: @unchecked Sendable {
     @exclusivity(unchecked) var replayTurns: [(seq: Int, continuation: CheckedContinuation<Void, Never>)] = []
     /// The keys every event and node context has, boxed once (an object, so that using
     /// them retains one reference rather than each box).
-    lazy var keys = EventKeys(self)
+    /// Made at the end of `init` (they are interned here); a stored property, not `lazy`:
+    /// every event reads it.
+    @exclusivity(unchecked) private(set) var keys = EventKeys.unset
     /// One box per constant string of the compiled code: record keys and member names
     /// then compare by pointer.
     @exclusivity(unchecked) var interned: [String: StringBox] = [:]
@@ -154,6 +156,7 @@ public final class Interpreter: @unchecked Sendable {
         loop = EventLoop(clock: configuration.clock)
         loop.onIdle = { [unowned self] in releaseTurn() }
         loop.onStall = { [unowned self] in suspendWaiters() }
+        keys = EventKeys(self)
     }
 
     deinit {
@@ -649,21 +652,26 @@ final class GlobalCell {
 }
 
 /// The interned keys of events and node contexts.
-final class EventKeys {
+final class EventKeys: @unchecked Sendable {
     let seq, type, run, at, name, path, options: StringBox
     /// The types, fields and statuses of the events every run and every state write
     /// makes: interning them at each event hashed every name.
     let runStart, runEnd, state, flow, args, parent, status, result, error, next, keys, old, new: StringBox
     let completed, failed, cancelled, continued: StringBox
-    init(_ m: Interpreter) {
-        seq = m.intern("seq"); type = m.intern("type"); run = m.intern("run"); at = m.intern("at")
-        name = m.intern("name"); path = m.intern("path"); options = m.intern("options")
-        runStart = m.intern("run:start"); runEnd = m.intern("run:end"); state = m.intern("state")
-        flow = m.intern("flow"); args = m.intern("args"); parent = m.intern("parent")
-        status = m.intern("status"); result = m.intern("result"); error = m.intern("error")
-        next = m.intern("next"); keys = m.intern("keys"); old = m.intern("old"); new = m.intern("new")
-        completed = m.intern("completed"); failed = m.intern("failed")
-        cancelled = m.intern("cancelled"); continued = m.intern("continued")
+
+    /// What `Interpreter.keys` holds until the interpreter has made its own.
+    static let unset = EventKeys { StringBox($0) }
+
+    convenience init(_ m: Interpreter) { self.init { m.intern($0) } }
+
+    private init(_ i: (String) -> StringBox) {
+        seq = i("seq"); type = i("type"); run = i("run"); at = i("at")
+        name = i("name"); path = i("path"); options = i("options")
+        runStart = i("run:start"); runEnd = i("run:end"); state = i("state")
+        flow = i("flow"); args = i("args"); parent = i("parent")
+        status = i("status"); result = i("result"); error = i("error")
+        next = i("next"); keys = i("keys"); old = i("old"); new = i("new")
+        completed = i("completed"); failed = i("failed"); cancelled = i("cancelled"); continued = i("continued")
     }
 
     /// An event field.
