@@ -142,16 +142,14 @@ final class Fiber {
                 push(Activation(node: n, fp: stack[count - 1].fp))
                 input = .nilValue
             case .call:
-                let f = callee, args = arguments, named = self.named
-                callee = .nilValue
-                arguments = []
-                self.named = nil
                 do {
-                    if case .closure(let c) = f, c.proto.isFlow {
-                        input = try await m.runFlow(c, args, named: named, at: callSite)
-                    } else if case .builtin(let b) = f, b.suspendingBody != nil {
-                        input = try await m.callBuiltinAsync(b, args, named: named, at: callSite)
+                    if waits(callee) {
+                        input = try await callAndWait()
                     } else {
+                        let f = callee, args = arguments, named = self.named
+                        callee = .nilValue
+                        arguments = []
+                        self.named = nil
                         input = try enter(f, args, named) ?? .nilValue
                     }
                 } catch {
@@ -167,6 +165,28 @@ final class Fiber {
             if count == 0 { return input }
             next = try stepTop(input)
         }
+    }
+
+    /// Whether calling `f` is a Swift wait: a flow (a run of its own) or a builtin that
+    /// suspends.
+    @inline(__always)
+    private func waits(_ f: Value) -> Bool {
+        if case .closure(let c) = f { return c.proto.isFlow }
+        if case .builtin(let b) = f { return b.suspendingBody != nil }
+        return false
+    }
+
+    /// The call a step asked for, when it is a wait. Its own function, so that what it
+    /// needs across the wait is in its frame only while it waits, not in `run`'s.
+    @inline(never)
+    private func callAndWait() async throws -> Value {
+        let f = callee, args = arguments, named = self.named
+        callee = .nilValue
+        arguments = []
+        self.named = nil
+        if case .closure(let c) = f { return try await m.runFlow(c, args, named: named, at: callSite) }
+        guard case .builtin(let b) = f else { return .nilValue }
+        return try await m.callBuiltinAsync(b, args, named: named, at: callSite)
     }
 
     /// Steps the activation on top; an error it throws unwinds.

@@ -13,6 +13,7 @@ extension Interpreter {
         }
     }
 
+    @inline(never)
     func invokeAsync(_ f: Value, _ args: [Value], named: [(String, Value)]?, range: SourceRange) async throws -> Value {
         switch f {
         case .closure(let c):
