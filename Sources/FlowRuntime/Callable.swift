@@ -74,10 +74,13 @@ public final class Closure: @unchecked Sendable {
 final class ArgumentStorage {
     let base: UnsafeMutablePointer<Value>
     let count: Int
-    init(copying source: UnsafeMutablePointer<Value>, count: Int) {
+    /// The file of the call's range, which the call refers to without a retain.
+    let file: SourceFile?
+    init(copying source: UnsafeMutablePointer<Value>, count: Int, file: SourceFile?) {
         base = UnsafeMutablePointer<Value>.allocate(capacity: max(1, count))
         base.initialize(from: source, count: count)
         self.count = count
+        self.file = file
     }
     deinit {
         base.deinitialize(count: count)
@@ -94,9 +97,16 @@ public struct BuiltinCall {
     let base: UnsafeMutablePointer<Value>
     public let count: Int
     public unowned(unsafe) let interpreter: Interpreter
-    public let range: SourceRange?
+    /// Where the call is, for errors: kept as its parts, the file unretained (the calling
+    /// node, or the `owner` of a call that suspends, keeps it alive), so a call costs no
+    /// retain for it.
+    unowned(unsafe) let rangeFile: SourceFile?
+    let rangeStart: Int, rangeEnd: Int
+    public var range: SourceRange? {
+        rangeFile.map { SourceRange(file: $0, start: rangeStart, end: rangeEnd) }
+    }
     /// Keeps the argument buffer of a suspending call alive across its suspension.
-    let owner: AnyObject?
+    let owner: ArgumentStorage?
 
     /// A call without arguments, for hosts that reuse a builtin's Swift code outside a
     /// call (its errors then carry no location).
@@ -104,9 +114,11 @@ public struct BuiltinCall {
         self.init(name: name, base: interpreter.top, count: 0, interpreter: interpreter, range: nil)
     }
 
-    init(name: String, base: UnsafeMutablePointer<Value>, count: Int, interpreter: Interpreter, range: SourceRange?, owner: AnyObject? = nil) {
+    init(name: String, base: UnsafeMutablePointer<Value>, count: Int, interpreter: Interpreter, range: SourceRange?, owner: ArgumentStorage? = nil) {
         self.name = name; self.base = base; self.count = count
-        self.interpreter = interpreter; self.range = range; self.owner = owner
+        self.interpreter = interpreter
+        rangeFile = range?.file; rangeStart = range?.start ?? 0; rangeEnd = range?.end ?? 0
+        self.owner = owner
     }
 
     /// The arguments as an array (a copy).

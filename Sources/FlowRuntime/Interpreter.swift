@@ -505,7 +505,7 @@ public final class Interpreter: @unchecked Sendable {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
         if b.suspends, let s = b.suspendingBody {
-            let storage = ArgumentStorage(copying: base, count: count)
+            let storage = ArgumentStorage(copying: base, count: count, file: range?.file)
             let call = BuiltinCall(name: b.name, base: storage.base, count: count, interpreter: self, range: range, owner: storage)
             return try loop.run { try await s(call) }
         }
@@ -528,7 +528,7 @@ public final class Interpreter: @unchecked Sendable {
         if !b.accepts(n) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
-        let storage = all.withUnsafeMutableBufferPointer { ArgumentStorage(copying: $0.baseAddress ?? top, count: $0.count) }
+        let storage = all.withUnsafeMutableBufferPointer { ArgumentStorage(copying: $0.baseAddress ?? top, count: $0.count, file: range?.file) }
         return try await s(BuiltinCall(name: b.name, base: storage.base, count: storage.count, interpreter: self, range: range, owner: storage))
     }
 
