@@ -514,9 +514,10 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     func callBuiltin(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
-        var a = args
-        return try a.withUnsafeMutableBufferPointer { buffer in
-            try callBuiltin(b, base: buffer.baseAddress ?? top, count: buffer.count, named: named, at: range)
+        // Builtins only read their arguments: the array is lent as it is (a mutable copy
+        // would have copied it, the caller still holding it).
+        try args.withUnsafeBufferPointer { buffer in
+            try callBuiltin(b, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)), count: buffer.count, named: named, at: range)
         }
     }
 

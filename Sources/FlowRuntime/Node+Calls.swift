@@ -59,6 +59,15 @@ final class CallNode: Node {
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
+        if case .builtin(let b) = f, args.named.isEmpty {
+            // Arguments go in a window of the value stack: no array.
+            let mark = m.top
+            defer { m.pop(to: mark) }
+            let list = args.list
+            var i = 0
+            while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
+            return try m.callBuiltin(b, base: mark, count: list.count, named: nil, at: range)
+        }
         let (values, named) = try args.evaluate(fp, m)
         if named == nil, case .closure(let c) = f, c.proto.arity == values.count, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
             let nfp = m.top
