@@ -667,17 +667,7 @@ final class AndNode: Node {
         try left.evalBool(fp, m) && right.evalBool(fp, m)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        let l: Value
-        switch a.state {
-        case 0:
-            if left.yields { a.state = 1; return .child(left) }
-            l = try left.eval(a.fp, f.m)
-        case 1: l = input
-        default: return .done(input)
-        }
-        if !l.isTruthy { return .done(l) }
-        if right.yields { a.state = 2; return .child(right) }
-        return .done(try right.eval(a.fp, f.m))
+        try shortCircuit(left, right, decidedBy: false, f, &a, input)
     }
 }
 
@@ -693,17 +683,45 @@ final class OrNode: Node {
         try left.evalBool(fp, m) || right.evalBool(fp, m)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        let l: Value
+        try shortCircuit(left, right, decidedBy: true, f, &a, input)
+    }
+}
+
+/// What a two-part step does after its first part: give a value, or evaluate a node
+/// whose value is the result.
+enum Then {
+    case value(Value)
+    case node(Node)
+}
+
+extension Node {
+    /// The step of a node in two parts (`and`, `or`, `match`): the value of `first`
+    /// (state 0: evaluated, or asked for if it may suspend; state 1: it came), then what
+    /// `then` makes of it (state 2: a node it chose has given its value).
+    @inline(__always)
+    func twoParts(_ first: Node, _ f: Fiber, _ a: inout Fiber.Activation, _ input: Value,
+                  then: (Value) throws -> Then) throws -> Step {
+        let v: Value
         switch a.state {
         case 0:
-            if left.yields { a.state = 1; return .child(left) }
-            l = try left.eval(a.fp, f.m)
-        case 1: l = input
+            if first.yields { a.state = 1; return .child(first) }
+            v = try first.eval(a.fp, f.m)
+        case 1: v = input
         default: return .done(input)
         }
-        if l.isTruthy { return .done(l) }
-        if right.yields { a.state = 2; return .child(right) }
-        return .done(try right.eval(a.fp, f.m))
+        switch try then(v) {
+        case .value(let result): return .done(result)
+        case .node(let n):
+            if n.yields { a.state = 2; return .child(n) }
+            return .done(try n.eval(a.fp, f.m))
+        }
+    }
+
+    /// `and` (`decided` false) and `or` (true): `left` when its truth decides, else `right`.
+    @inline(__always)
+    func shortCircuit(_ left: Node, _ right: Node, decidedBy decided: Bool, _ f: Fiber,
+                      _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        try twoParts(left, f, &a, input) { l in l.isTruthy == decided ? .value(l) : .node(right) }
     }
 }
 
@@ -732,17 +750,8 @@ final class MatchNode: Node {
         try select(try subject.eval(fp, m), fp, m).body.eval(fp, m)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        let v: Value
-        switch a.state {
-        case 0:
-            if subject.yields { a.state = 1; return .child(subject) }
-            v = try subject.eval(a.fp, f.m)
-        case 1: v = input
-        default: return .done(input)
-        }
-        let body = try select(v, a.fp, f.m).body
-        if body.yields { a.state = 2; return .child(body) }
-        return .done(try body.eval(a.fp, f.m))
+        let fp = a.fp
+        return try twoParts(subject, f, &a, input) { v in .node(try select(v, fp, f.m).body) }
     }
 }
 
