@@ -63,6 +63,8 @@ final class Fiber {
     private var callee = Value.nilValue
     private var arguments: [Value] = []
     private var named: [(String, Value)]? = nil
+    /// The call is a flow's body, run as its run's code (`RunNode`), not a new run.
+    private var asRun = false
 
     init(_ m: Interpreter, range: SourceRange?) {
         self.m = m
@@ -85,6 +87,12 @@ final class Fiber {
         arguments = args
         self.named = named
         return .call
+    }
+
+    /// A run's request to run its flow's body (`RunNode`).
+    func callBody(_ c: Closure, _ args: [Value], _ named: [(String, Value)]?) -> Step {
+        asRun = true
+        return call(.closure(c), args, named)
     }
 
     @inline(__always)
@@ -143,14 +151,26 @@ final class Fiber {
                 input = .nilValue
             case .call:
                 do {
-                    if waits(callee) {
-                        input = try await callAndWait()
-                    } else {
+                    if asRun || !waits(callee) {
                         let f = callee, args = arguments, named = self.named
                         callee = .nilValue
                         arguments = []
                         self.named = nil
+                        asRun = false
                         input = try enter(f, args, named) ?? .nilValue
+                    } else if case .closure(let c) = callee, context != nil {
+                        // A flow called by code that has a run: its run goes on this fiber.
+                        let args = arguments, named = self.named
+                        callee = .nilValue
+                        arguments = []
+                        self.named = nil
+                        switch try startFlow(c, args, named) {
+                        case .value(let v): input = v
+                        case .pushed: input = .nilValue
+                        case .wait(let work): input = try await work()
+                        }
+                    } else {
+                        input = try await callAndWait()
                     }
                 } catch {
                     next = try unwind(error)
@@ -164,6 +184,42 @@ final class Fiber {
             }
             if count == 0 { return input }
             next = try stepTop(input)
+        }
+    }
+
+    /// How a flow call starts on a fiber (`startFlow`).
+    private enum FlowStart {
+        /// The store or the log already has the call's value.
+        case value(Value)
+        /// Its run's activation is on top: step it.
+        case pushed
+        /// Swift work to wait for: following a `continue_as_new` chain, a replayed child's
+        /// turn.
+        case wait(() async throws -> Value)
+    }
+
+    /// Starts a flow call on this fiber: a run to execute gets a `RunNode` activation on
+    /// top, which runs the flow's body here, as more activations, and ends the run.
+    private func startFlow(_ c: Closure, _ args: [Value], _ named: [(String, Value)]?) throws -> FlowStart {
+        let site = callSite
+        let m = self.m
+        switch try m.prepareFlowCall(c, args, parent: context?.run, previous: nil, at: site) {
+        case .outcome(let v):
+            return .value(v)
+        case .replay(let seq, let event):
+            let parent = context!.run!
+            return .wait {
+                await m.awaitTurn(parent, seq)
+                return try m.childOutcome(event, at: site)
+            }
+        case .follow(let nextArgs, let successor):
+            return .wait { try await m.runFlow(c, nextArgs, named: nil, at: site, successorOf: successor) }
+        case .run(let run, let resumed):
+            var a = Activation(node: .passUnretained(RunNode.shared), fp: stack[count - 1].fp)
+            a.extra = RunNode.Started(run: run, closure: c, arguments: args, named: named, range: site,
+                                      resumed: resumed, context: context!)
+            push(a)
+            return .pushed
         }
     }
 

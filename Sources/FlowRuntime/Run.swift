@@ -728,3 +728,100 @@ extension Interpreter {
         return index
     }
 }
+
+/// A flow's run on the fiber of the code that called it (`Fiber.startFlow`): the run's
+/// start and end are this node's steps and its body runs as activations above it, so a
+/// flow call costs no Swift async frames (`runFlow`, `startRun`, `runBody`) and no fiber
+/// of its own. The task's context box says that the run's code is running — as a node
+/// sets its scope — and gets the caller's back when the run ends. How it ends mirrors
+/// `runBody`: the rare endings (failure, `continue_as_new`, a swap) are its Swift code.
+final class RunNode: Node {
+    nonisolated(unsafe) static let shared = RunNode()
+
+    /// The run being executed, and what to put back in the context when it ends.
+    final class Started {
+        let run: Run
+        let closure: Closure
+        let arguments: [Value]
+        let named: [(String, Value)]?
+        let range: SourceRange?
+        let resumed: Bool
+        let context: RunContext
+        var outerRun: Run?
+        var outerScope: PathScope?
+        var result = Value.nilValue
+
+        init(run: Run, closure: Closure, arguments: [Value], named: [(String, Value)]?, range: SourceRange?,
+             resumed: Bool, context: RunContext) {
+            self.run = run; self.closure = closure; self.arguments = arguments; self.named = named
+            self.range = range; self.resumed = resumed; self.context = context
+        }
+
+        func enter() {
+            outerRun = context.run
+            outerScope = context.scope
+            context.run = run
+            context.scope = run.rootScope
+        }
+
+        func leave() {
+            context.run = outerRun
+            context.scope = outerScope
+        }
+    }
+
+    // States: 1 starting, 2 the body runs, 3 waiting for the tasks it spawned, 4 ending
+    // by `bodyFailed`, 5 over.
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        let s = unsafeDowncast(a.extra!, to: Started.self)
+        let m = f.m
+        switch a.state {
+        case 0:
+            s.enter()
+            a.state = 1
+            try m.beginBody(s.run, s.closure, s.arguments, resumed: s.resumed)
+            a.state = 2
+            return f.callBody(s.closure, s.arguments, s.named)
+        case 2:
+            s.result = input
+            if let log = s.run.log, log.migration != nil, log.effectsLeft > 0 { throw m.unfinishedReplay(s.run, log) }
+            if !s.run.tasks.isEmpty {
+                a.state = 3
+                let run = s.run
+                return .wait {
+                    await m.finishTasks(run)
+                    return .nilValue
+                }
+            }
+        case 3:
+            break
+        default:
+            // `bodyFailed` gave the call's value (a successor's, a swapped version's).
+            a.state = 5
+            s.leave()
+            return .done(input)
+        }
+        try m.endCompleted(s.run, s.result)
+        a.state = 5
+        s.leave()
+        return .done(s.result)
+    }
+
+    override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
+        let s = unsafeDowncast(a.extra!, to: Started.self)
+        switch a.state {
+        case 2, 3:
+            a.state = 4
+            let m = f.m
+            return .wait {
+                try await m.bodyFailed(s.run, error, s.closure, s.arguments, named: s.named, at: s.range, swapBack: nil)
+            }
+        case 1, 4:
+            a.state = 5
+            s.leave()
+            return nil
+        default:
+            return nil
+        }
+    }
+}
