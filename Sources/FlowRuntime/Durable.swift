@@ -250,7 +250,6 @@ extension Interpreter {
         guard let store = configuration.store else { throw FlowError(kind: "store", message: "no store", at: nil) }
         let log = RunLog(record: record)
         log.written = true
-        let k = keys
         for e in try store.events(run: record.id) {
             let decoded: JSONText.Decoded
             do { decoded = try JSONText.decode(e.data, tagged: true) } catch {
@@ -258,7 +257,7 @@ extension Interpreter {
             }
             var fields: [MapBox.Entry] = []
             if case .map(let m) = decoded.value { fields = m.entries }
-            let kept = RunEvent(seq: e.seq, type: intern(e.type), at: Int((e.at - record.startedAt) * 1e9), fields: fields, keys: k)
+            let kept = RunEvent(seq: e.seq, type: intern(e.type), at: Int((e.at - record.startedAt) * 1e9), fields: fields)
             // Output is kept in the store only (it is not an event scripts see).
             let event: Value
             if e.type != "output" {

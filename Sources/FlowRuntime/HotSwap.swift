@@ -71,7 +71,7 @@ extension Interpreter {
         guard let store = configuration.store, let record = try store.run(id: run.id) else {
             throw FlowError(kind: "store", message: "run \(run.id) is not in the store", at: nil)
         }
-        let fresh = Run(id: run.id, flow: run.flow, arguments: run.arguments, parent: run.parent, startedAt: run.startedAt)
+        let fresh = Run(id: run.id, flow: run.flow, arguments: run.arguments, parent: run.parent, startedAt: run.startedAt, keys: keys)
         fresh.log = try loadLog(record, into: fresh)
         fresh.callKey = run.callKey
         fresh.compensations = []

@@ -87,12 +87,16 @@ public final class Run: @unchecked Sendable {
         return try await $context.withValue(RunContext(run: c.run, scope: c.scope), operation: body)
     }
 
-    init(id: String, flow: String, arguments: [Value], parent: Run?, startedAt: Int) {
+    /// The interpreter's event keys, for the maps of this run's events.
+    let keys: EventKeys
+
+    init(id: String, flow: String, arguments: [Value], parent: Run?, startedAt: Int, keys: EventKeys) {
         self.id = id
         self.flow = flow
         self.arguments = arguments
         self.parent = parent
         self.startedAt = startedAt
+        self.keys = keys
     }
 
     /// Event `i` as a map, made once: later looks get the same map.
@@ -105,7 +109,7 @@ public final class Run: @unchecked Sendable {
 
     /// The map of an event of this run: `{seq, type, run, at}` and the event's fields.
     func map(of e: RunEvent) -> MapBox {
-        let k = e.keys
+        let k = keys
         var entries: [MapBox.Entry] = []
         entries.reserveCapacity(4 + e.fields.count)
         entries.append(MapBox.Entry(key: .string(k.seq), value: .int(e.seq)))
@@ -126,7 +130,6 @@ struct RunEvent {
     /// Nanoseconds since the run started.
     let at: Int
     let fields: [MapBox.Entry]
-    let keys: EventKeys
     var map: MapBox?
 }
 
@@ -361,7 +364,7 @@ extension Interpreter {
         let run: Run
         if let resumed {
             run = Run(id: resumed.id, flow: resumed.flow, arguments: args, parent: parent,
-                      startedAt: configuration.clock.now() - Int((configuration.clock.wallTime() - resumed.startedAt) * 1e9))
+                      startedAt: configuration.clock.now() - Int((configuration.clock.wallTime() - resumed.startedAt) * 1e9), keys: keys)
             run.log = try loadLog(resumed, into: run)
             run.log!.record.status = "running"
             run.log!.record.waitingOn = nil
@@ -376,7 +379,7 @@ extension Interpreter {
                 nextRunNumber += 1
                 id = "run-\(nextRunNumber)"
             }
-            run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now())
+            run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now(), keys: keys)
             if let key { run.log = newLog(for: run, key: key) }
         }
         if let previous {
@@ -606,11 +609,20 @@ extension Interpreter {
         if let parent, parent.log != nil { try recordChild(parent, key: run.callKey ?? log.record.key, log.record) }
     }
 
+    /// A field key that is not the emitter's: not a string, or one of the base fields.
+    @inline(__always)
+    private func isForeign(_ key: Value) -> Bool {
+        guard case .string(let s) = key else { return true }
+        let k = keys
+        if s === k.seq || s === k.type || s === k.run || s === k.at { return true }
+        return !s.isInterned && ["seq", "type", "run", "at"].contains(s.value)
+    }
+
     /// Emits an event and gives its map (made even when replay found the event recorded
     /// already, for the callers that read what they emitted).
     func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
-        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: fields, keys: keys)))
+        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: fields)))
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
@@ -691,19 +703,14 @@ extension Interpreter {
     /// log holds (it is in the run's events already).
     @discardableResult
     func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Int? {
-        // Keys, the type and the run id are interned: a run keeps all its events, and
-        // boxing each key again would be most of their memory.
-        let k = keys
         // The base fields are the emitter's; keys that are not strings are not fields.
-        // Interned keys compare by pointer (an interned "seq" is `k.seq`).
-        func foreign(_ f: MapBox.Entry) -> Bool {
-            guard case .string(let s) = f.key else { return true }
-            if s === k.seq || s === k.type || s === k.run || s === k.at { return true }
-            return !s.isInterned && ["seq", "type", "run", "at"].contains(s.value)
+        var own = fields
+        for f in fields where isForeign(f.key) {
+            own = fields.filter { !isForeign($0.key) }
+            break
         }
-        let own = fields.contains(where: foreign) ? fields.filter { !foreign($0) } : fields
         let event = RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
-                             at: configuration.clock.now() - run.startedAt, fields: own, keys: k)
+                             at: configuration.clock.now() - run.startedAt, fields: own)
         if let log = run.log, try !record(run, log, type: type.value, key: key, fields: own, durable: durable) {
             // Replay re-created an event the log holds: it is already in `run.events`.
             return nil
