@@ -635,7 +635,7 @@ extension Interpreter {
         durableWaiters.append(waiter)
         defer { durableWaiters.removeAll { $0 === waiter } }
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Void, Error>) in
                 waiter.wakeup.arm(c)
                 if let deadline {
                     let ns = max(0, Int((deadline - configuration.clock.wallTime()) * 1e9))

@@ -96,7 +96,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         let deadline = clock.now() + max(0, nanoseconds)
         let wait = Wakeup()
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Void, Error>) in
                 wait.arm(c)
                 let id = schedule(at: deadline) { wait.fire(nil) }
                 wait.setTimer(id)
@@ -114,7 +114,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 /// continuation is armed).
 final class Wakeup: @unchecked Sendable {
     @exclusivity(unchecked) private var mutex = pthread_mutex_t()
-    @exclusivity(unchecked) private var continuation: CheckedContinuation<Void, Error>?
+    @exclusivity(unchecked) private var continuation: UnsafeContinuation<Void, Error>?
     @exclusivity(unchecked) private var outcome: Result<Void, Error>?
     @exclusivity(unchecked) private var resumed = false
     @exclusivity(unchecked) private(set) var timer: Int?
@@ -122,7 +122,7 @@ final class Wakeup: @unchecked Sendable {
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }
 
-    func arm(_ c: CheckedContinuation<Void, Error>) {
+    func arm(_ c: UnsafeContinuation<Void, Error>) {
         pthread_mutex_lock(&mutex)
         if let o = outcome {
             resumed = true
