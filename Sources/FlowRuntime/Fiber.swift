@@ -10,8 +10,8 @@ enum Step {
     /// Call the function the node put in the fiber (`Fiber.call`), then step again with
     /// the result.
     case call
-    /// Wait for Swift async work (parallel branches, a task, a channel), then step again
-    /// with its result.
+    /// Wait for Swift async work (parallel branches, a task, a channel, a run's ending),
+    /// then step again with its result.
     case wait(() async throws -> Value)
 
     /// Evaluate `n`, then step again with its value.
