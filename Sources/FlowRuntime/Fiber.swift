@@ -89,6 +89,17 @@ final class Fiber {
         return .call
     }
 
+    /// The call a step asked for, taken out of the fiber's registers.
+    @inline(__always)
+    private func takeCall() -> (Value, [Value], [(String, Value)]?) {
+        defer {
+            callee = .nilValue
+            arguments = []
+            named = nil
+        }
+        return (callee, arguments, named)
+    }
+
     /// A run's request to run its flow's body (`RunNode`).
     func callBody(_ c: Closure, _ args: [Value], _ named: [(String, Value)]?) -> Step {
         asRun = true
@@ -152,18 +163,12 @@ final class Fiber {
             case .call:
                 do {
                     if asRun || !waits(callee) {
-                        let f = callee, args = arguments, named = self.named
-                        callee = .nilValue
-                        arguments = []
-                        self.named = nil
                         asRun = false
+                        let (f, args, named) = takeCall()
                         input = try enter(f, args, named) ?? .nilValue
                     } else if case .closure(let c) = callee, context != nil {
                         // A flow called by code that has a run: its run goes on this fiber.
-                        let args = arguments, named = self.named
-                        callee = .nilValue
-                        arguments = []
-                        self.named = nil
+                        let (_, args, named) = takeCall()
                         switch try startFlow(c, args, named) {
                         case .value(let v): input = v
                         case .pushed: input = .nilValue
@@ -236,10 +241,7 @@ final class Fiber {
     /// needs across the wait is in its frame only while it waits, not in `run`'s.
     @inline(never)
     private func callAndWait() async throws -> Value {
-        let f = callee, args = arguments, named = self.named
-        callee = .nilValue
-        arguments = []
-        self.named = nil
+        let (f, args, named) = takeCall()
         if case .closure(let c) = f { return try await m.runFlow(c, args, named: named, at: callSite) }
         guard case .builtin(let b) = f else { return .nilValue }
         return try await m.callBuiltinAsync(b, args, named: named, at: callSite)
