@@ -650,15 +650,18 @@ struct Compiler {
     mutating func call(_ callee: Expr, _ args: [Argument], _ range: SourceRange) -> Node {
         let positional = args.filter { $0.label == nil }.map { expr($0.value) }
         let named = args.compactMap { a in a.label.map { ($0, expr(a.value)) } }
+        // The arguments among the children `hoist` gives back, after the callee or receiver.
+        func arguments(_ c: [Node]) -> CompiledArguments {
+            CompiledArguments(positional: Array(c[1..<1 + positional.count]),
+                              named: zip(named, c[(1 + positional.count)...]).map { ($0.0.0, $0.1) })
+        }
         // `receiver.method(…)`, unless the receiver is an imported module.
         if case .member(let o, let name, _) = callee.kind, moduleMember(o, name) == nil {
             let recv = expr(o)
             let id = interpreter.methodID(name)
             let async = asyncMode
             return hoist([recv] + positional + named.map { $0.1 }) { c in
-                let args = CompiledArguments(positional: Array(c[1..<1 + positional.count]),
-                                             named: zip(named, c[(1 + positional.count)...]).map { ($0.0.0, $0.1) })
-                let n = MethodCallNode(receiver: c[0], name: name, id: id, args: args, range: range)
+                let n = MethodCallNode(receiver: c[0], name: name, id: id, args: arguments(c), range: range)
                 n.yields = async
                 return n
             }
@@ -667,9 +670,7 @@ struct Compiler {
         let suspends = callMaySuspend(callee)
         if asyncMode, calleeNode.yields || positional.contains(where: { $0.yields }) || named.contains(where: { $0.1.yields }) {
             return hoist([calleeNode] + positional + named.map { $0.1 }) { c in
-                let args = CompiledArguments(positional: Array(c[1..<1 + positional.count]),
-                                             named: zip(named, c[(1 + positional.count)...]).map { ($0.0.0, $0.1) })
-                let n = CallNode(callee: c[0], args: args, range: range)
+                let n = CallNode(callee: c[0], args: arguments(c), range: range)
                 n.yields = suspends
                 return n
             }

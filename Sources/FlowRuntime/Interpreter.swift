@@ -322,9 +322,7 @@ public final class Interpreter: @unchecked Sendable {
     /// Emits an event of `type` on the current run; fails outside a run.
     @discardableResult
     public func emit(_ type: String, _ fields: [(String, Value)], at range: SourceRange?) throws -> Value {
-        guard let run = Run.current else {
-            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
-        }
+        let run = try emittingRun(at: range)
         return try emitValue(run, intern(type), fields.map { MapBox.Entry(key: .string(intern($0.0)), value: $0.1) })
     }
 
@@ -337,20 +335,22 @@ public final class Interpreter: @unchecked Sendable {
     /// The same with the type as a string value.
     @discardableResult
     public func emit(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
-        guard let run = Run.current else {
-            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
-        }
-        return try emitValue(run, intern(type), fields?.entries ?? [], key: key)
+        try emitValue(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
     }
 
     /// Adds an event to the current run without making its map (`emit(…)` in Flow, whose
     /// constant types are interned already): the run keeps it compact until someone looks.
     /// Fields with keys that are not strings are left out.
     public func addEvent(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws {
+        try emit(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
+    }
+
+    /// The run an event from a script or a host goes to: the current one.
+    private func emittingRun(at range: SourceRange?) throws -> Run {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
         }
-        try emit(run, intern(type), fields?.entries ?? [], key: key)
+        return run
     }
 
     /// Subscribes a Flow function to events of `type` (`"*"`: every event).
@@ -433,8 +433,8 @@ public final class Interpreter: @unchecked Sendable {
         }
     }
 
-    func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?, asRun: Bool = false) async throws -> Value {
-        if c.proto.isFlow && !asRun { return try await runFlow(c, args, named: named, at: range) }
+    func callClosureAsync(_ c: Closure, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) async throws -> Value {
+        if c.proto.isFlow { return try await runFlow(c, args, named: named, at: range) }
         return try await Fiber.body(self, c, args, named: named, at: range)
     }
 

@@ -6,9 +6,9 @@ import FlowStore
 ///
 /// Events are maps (`{seq, type, run, at, …}`) so scripts, hosts and the store see the same
 /// values. A run keeps them compact (`RunEvent`) and makes each map the first time someone
-/// looks: most events of most runs are never looked at. A run's code runs on the interpreter's event loop; the current run
-/// follows the task (`Run.current`), so `$` inside any function a flow calls is that
-/// flow's state.
+/// looks: most events of most runs are never looked at. A run's code runs on the
+/// interpreter's event loop; the current run follows the task (`Run.current`), so `$`
+/// inside any function a flow calls is that flow's state.
 public final class Run: @unchecked Sendable {
     public enum Status: String, Sendable { case running, waiting, completed, failed, cancelled, continued }
 
@@ -618,11 +618,18 @@ extension Interpreter {
         return !s.isInterned && ["seq", "type", "run", "at"].contains(s.value)
     }
 
+    /// An emitter's fields without the ones that are not its own (`isForeign`).
+    private func ownFields(_ fields: [MapBox.Entry]) -> [MapBox.Entry] {
+        for f in fields where isForeign(f.key) { return fields.filter { !isForeign($0.key) } }
+        return fields
+    }
+
     /// Emits an event and gives its map (made even when replay found the event recorded
     /// already, for the callers that read what they emitted).
     func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
-        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: fields)))
+        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
+                                         at: configuration.clock.now() - run.startedAt, fields: ownFields(fields))))
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
@@ -704,11 +711,7 @@ extension Interpreter {
     @discardableResult
     func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Int? {
         // The base fields are the emitter's; keys that are not strings are not fields.
-        var own = fields
-        for f in fields where isForeign(f.key) {
-            own = fields.filter { !isForeign($0.key) }
-            break
-        }
+        let own = ownFields(fields)
         let event = RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
                              at: configuration.clock.now() - run.startedAt, fields: own)
         if let log = run.log, try !record(run, log, type: type.value, key: key, fields: own, durable: durable) {
