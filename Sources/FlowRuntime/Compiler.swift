@@ -685,6 +685,8 @@ struct Compiler {
             case 2: n = CallGlobal2Node(cell: cell, a0: positional[0], a1: positional[1], range: range)
             default: n = CallGlobalNNode(cell: cell, args: positional, range: range)
             }
+        } else if named.isEmpty, case .builtin(let b)? = (calleeNode as? ConstNode)?.value, !b.suspends {
+            n = CallBuiltinNode(b, args: positional, range: range)
         } else if named.isEmpty {
             switch positional.count {
             case 0: n = Call0Node(callee: calleeNode, range: range)

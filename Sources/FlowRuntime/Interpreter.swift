@@ -345,6 +345,12 @@ public final class Interpreter: @unchecked Sendable {
         try emit(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
     }
 
+    /// The same with the key as a string box: its text is read only for a run with a log.
+    public func addEvent(_ type: StringBox, fields: MapBox?, keyBox: StringBox?, at range: SourceRange?) throws {
+        let run = try emittingRun(at: range)
+        try emit(run, intern(type), fields?.entries ?? [], key: run.log == nil ? nil : keyBox?.value)
+    }
+
     /// The run an event from a script or a host goes to: the current one.
     private func emittingRun(at range: SourceRange?) throws -> Run {
         guard let run = Run.current else {

@@ -70,6 +70,21 @@ public final class MapBox: @unchecked Sendable {
     }
     public var values: [Value] { sequential ? positional : live.map { $0.value } }
 
+    /// True when every key is a string (an empty map too), looked at in place.
+    public var keysAreStrings: Bool {
+        if sequential { return positional.isEmpty }
+        var i = 0
+        let n = store.count
+        while i < n {
+            switch store[i].key {
+            case .string, .cell: break  // a `.cell` key is a hole
+            default: return false
+            }
+            i += 1
+        }
+        return true
+    }
+
     /// True for values that can be keys.
     public static func isKey(_ v: Value) -> Bool {
         switch v {

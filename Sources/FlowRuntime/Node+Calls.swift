@@ -88,6 +88,29 @@ final class CallNode: Node {
     override var callRange: SourceRange? { range }
 }
 
+/// A call of a builtin by its name (`len(x)`, `emit(…)`) with positional arguments, for a
+/// builtin that does not suspend. Builtin names cannot be rebound, so the builtin is
+/// known when the code is compiled: the call reads no callee and retains nothing for it.
+/// The arguments go in a window of the value stack.
+final class CallBuiltinNode: Node {
+    let builtin: Builtin
+    let args: NodeArray
+    let range: SourceRange
+    init(_ builtin: Builtin, args: [Node], range: SourceRange) {
+        precondition(!builtin.suspends)
+        self.builtin = builtin; self.args = NodeArray(args); self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let mark = m.top
+        defer { m.pop(to: mark) }
+        let n = args.count
+        var i = 0
+        while i < n { try m.push(try args.eval(i, fp, m), range); i += 1 }
+        return try m.callBuiltin(builtin, base: mark, count: n, named: nil, at: range)
+    }
+    override var callRange: SourceRange? { range }
+}
+
 /// A call with no arguments of a value (`f()`), without building an argument array.
 final class Call0Node: Node {
     let callee: Node

@@ -18,12 +18,14 @@ extension Stdlib {
             var fields: MapBox? = nil
             if call.count > 1, !call[1].isNil {
                 fields = try call.map(1)
-                if fields!.entries.contains(where: { if case .string = $0.key { return false }; return true }) {
-                    throw call.error("field names must be strings", kind: "value")
-                }
+                if !fields!.keysAreStrings { throw call.error("field names must be strings", kind: "value") }
             }
-            let key = call.count > 2 && !call[2].isNil ? try call.string(2) : nil
-            try call.interpreter.addEvent(type, fields: fields, key: key, at: call.range)
+            var key: StringBox? = nil
+            if call.count > 2, !call[2].isNil {
+                guard case .string(let box) = call[2] else { throw call.typeError("a string", at: 2) }
+                key = box
+            }
+            try call.interpreter.addEvent(type, fields: fields, keyBox: key, at: call.range)
             return .nilValue
         }
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
