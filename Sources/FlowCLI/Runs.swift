@@ -105,13 +105,13 @@ enum StateReplay {
         for k in keys.dropLast() {
             switch container {
             case .map(let m): container = m.get(k) ?? .nilValue
-            case .list(let l): if case .int(let i) = k, l.items.indices.contains(i) { container = l.items[i] } else { return }
+            case .list(let l): if case .int(let i) = k, l.items.indices.contains(i) { container = l[i] } else { return }
             default: return
             }
         }
         switch container {
         case .map(let m): _ = m.set(last, value)
-        case .list(let l): if case .int(let i) = last, l.items.indices.contains(i) { l.items[i] = value }
+        case .list(let l): if case .int(let i) = last, l.items.indices.contains(i) { l[i] = value }
         default: return
         }
     }
@@ -316,8 +316,8 @@ struct Diff: ParsableCommand {
         guard case .map(let m) = result else { return }
         var rows = [["", a, b]]
         func pair(_ v: Value?) -> (String, String) {
-            guard case .list(let l)? = v, l.items.count == 2 else { return ("", "") }
-            return (Printer.repr(l.items[0], limit: 60), Printer.repr(l.items[1], limit: 60))
+            guard case .list(let l)? = v, l.count == 2 else { return ("", "") }
+            return (Printer.repr(l[0], limit: 60), Printer.repr(l[1], limit: 60))
         }
         let status = pair(m.get("status"))
         rows.append(["status", status.0, status.1])

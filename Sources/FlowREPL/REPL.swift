@@ -130,9 +130,9 @@ public final class REPL {
     static func show(_ v: Value, depth: Int = 0) -> String {
         let most = 20
         switch v {
-        case .list(let l) where l.items.count > most || depth > 2:
+        case .list(let l) where l.count > most || depth > 2:
             let shown = l.items.prefix(depth > 2 ? 0 : most).map { show($0, depth: depth + 1) }
-            return "[" + shown.joined(separator: ", ") + (shown.isEmpty ? "" : ", ") + "… \(l.items.count - shown.count) more]"
+            return "[" + shown.joined(separator: ", ") + (shown.isEmpty ? "" : ", ") + "… \(l.count - shown.count) more]"
         case .list(let l):
             return "[" + l.items.map { show($0, depth: depth + 1) }.joined(separator: ", ") + "]"
         case .map(let m) where m.count > most || depth > 2:

@@ -12,7 +12,7 @@
 /// not a word of payload followed by a tag byte, no tag matches and every access takes
 /// the ordinary path.
 enum Borrow {
-    static let listTag = tag(of: ListBox(), as: Value.list)
+    static let listTag = tag(of: ListBox.make(), as: Value.list)
     static let mapTag = tag(of: MapBox(), as: Value.map)
     static let closureTag = tag(of: Closure(proto: FunctionProto(name: "", parameters: [], defaults: [], range: nil),
                                             captures: []), as: Value.closure)

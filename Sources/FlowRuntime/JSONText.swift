@@ -274,8 +274,8 @@ public enum JSONText {
             case ("$map", .list(let pairs)):
                 let m = MapBox()
                 for p in pairs.items {
-                    guard case .list(let kv) = p, kv.items.count == 2 else { throw fail("a $map holds [key, value] pairs") }
-                    m.set(kv.items[0], kv.items[1])
+                    guard case .list(let kv) = p, kv.count == 2 else { throw fail("a $map holds [key, value] pairs") }
+                    m.set(kv[0], kv[1])
                 }
                 return .map(m)
             case ("$error", .map(let fields)):

@@ -4,12 +4,14 @@ final class ListNode: Node {
     let items: NodeArray
     init(_ items: [Node]) { self.items = NodeArray(items) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        var out: [Value] = []
         let n = items.count
-        out.reserveCapacity(n)
-        var i = 0
-        while i < n { out.append(try items.eval(i, fp, m)); i += 1 }
-        return .list(ListBox(out))
+        // Straight into the list's tail: one allocation.
+        return .list(try ListBox.make(count: n) { tail, initialized in
+            while initialized < n {
+                (tail + initialized).initialize(to: try items.eval(initialized, fp, m))
+                initialized += 1
+            }
+        })
     }
 }
 
@@ -102,8 +104,8 @@ enum Access {
     static func index(_ v: Value, _ i: Value, _ m: Interpreter, _ range: SourceRange) throws -> Value {
         switch v {
         case .list(let l):
-            let k = try listIndex(l.items.count, i, m, range, what: "list")
-            return l.items[k]
+            let k = try listIndex(l.count, i, m, range, what: "list")
+            return l[k]
         case .map(let map):
             guard MapBox.isKey(i) else {
                 throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)
@@ -176,7 +178,7 @@ final class IndexNode: Node {
         if borrows {
             let i = try operand(indexSlot, index, fp, m)
             if let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = i {
-                let item: Value? = l._withUnsafeGuaranteedRef { l in k >= 0 && k < l.items.count ? l.items[k] : nil }
+                let item: Value? = l._withUnsafeGuaranteedRef { l in k >= 0 && k < l.count ? l[k] : nil }
                 if let item { return item }
             } else if let map = Borrow.map(fp + objectSlot, mapTag) {
                 if let v = map._withUnsafeGuaranteedRef({ $0.getPositional(i) ?? $0.get(i) }) { return v }
@@ -184,16 +186,15 @@ final class IndexNode: Node {
         }
         let o = try operand(objectSlot, object, fp, m)
         let i = try operand(indexSlot, index, fp, m)
-        if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.items.count { return l.items[k] }
+        if case .list(let l) = o, case .int(let k) = i, k >= 0, k < l.count { return l[k] }
         if case .map(let map) = o, let v = map.getPositional(i) ?? map.get(i) { return v }
         return try Access.index(o, i, m, range)
     }
     override func evalIsNil(_ fp: Frame, _ m: Interpreter) throws -> Bool {
         if borrows, let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = try operand(indexSlot, index, fp, m) {
             let found: Bool? = l._withUnsafeGuaranteedRef { l in
-                guard k >= 0 && k < l.items.count else { return nil }
-                if case .nilValue = l.items[k] { return true }
-                return false
+                guard k >= 0 && k < l.count else { return nil }
+                return l.isNil(at: k)
             }
             if let found { return found }
         }
@@ -239,8 +240,8 @@ final class IndexSetNode: Node {
             }
             if let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = i,
                l._withUnsafeGuaranteedRef({ l in
-                   guard k >= 0 && k < l.items.count else { return false }
-                   l.items[k] = v
+                   guard k >= 0 && k < l.count else { return false }
+                   l[k] = v
                    return true
                }) {
                 return .nilValue
@@ -252,8 +253,8 @@ final class IndexSetNode: Node {
         if case .map(let map) = o, map.setPositional(i, v) { return .nilValue }
         switch o {
         case .list(let l):
-            let k = try Access.listIndex(l.items.count, i, m, range, what: "list")
-            l.items[k] = v
+            let k = try Access.listIndex(l.count, i, m, range, what: "list")
+            l[k] = v
         case .map(let map):
             guard map.set(i, v) else {
                 throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(i.typeName)", at: range)

@@ -52,9 +52,9 @@ final class StateAssignNode: Node {
                         throw m.error(ErrorKind.type, "a map key must be nil, a bool, a number, a duration or a string, found \(key.typeName)", at: range)
                     }
                 case .list(let l):
-                    let k = try Access.listIndex(l.items.count, key, m, range, what: "list")
-                    old = l.items[k]
-                    l.items[k] = v
+                    let k = try Access.listIndex(l.count, key, m, range, what: "list")
+                    old = l[k]
+                    l[k] = v
                 default:
                     throw m.error(ErrorKind.type, "cannot set \(path): the value above it is \(container.typeName), not a map or list", at: range)
                 }

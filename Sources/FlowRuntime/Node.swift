@@ -425,7 +425,7 @@ final class ForNode: Node {
         switch v {
         case .list(let l):
             // The live list: items appended during the loop are visited too.
-            return ({ l.items.count }, { i in (.int(i), l.items[i]) })
+            return ({ l.count }, { i in (.int(i), l[i]) })
         case .map(let map):
             let keys = map.keys
             let values = map.values
@@ -443,8 +443,8 @@ final class ForNode: Node {
         if second == nil, case .list(let l) = v {
             // Fast path: `for x in list`.
             var i = 0
-            while i < l.items.count {
-                let item = l.items[i]
+            while i < l.count {
+                let item = l[i]
                 fp[first] = firstBoxed ? .cell(Cell(item)) : item
                 i += 1
                 try body.exec(fp, m)
@@ -784,8 +784,8 @@ final class ListPattern: PatternNode {
     init(items: [PatternNode], rest: BindPattern?) { self.items = items; self.rest = rest }
     override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
         guard case .list(let l) = v else { return false }
-        if rest == nil ? l.items.count != items.count : l.items.count < items.count { return false }
-        for (p, x) in zip(items, l.items) where !(try p.match(x, fp, m)) { return false }
+        if rest == nil ? l.count != items.count : l.count < items.count { return false }
+        for (i, p) in items.enumerated() where !(try p.match(l[i], fp, m)) { return false }
         if let r = rest { _ = try r.match(.list(Array(l.items[items.count...])), fp, m) }
         return true
     }

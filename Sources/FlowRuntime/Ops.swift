@@ -153,11 +153,15 @@ enum Ops {
         case (.string(let x), .string(let y)): return x === y || x.value == y.value
         case (.list(let x), .list(let y)):
             if x === y { return true }
-            guard x.items.count == y.items.count else { return false }
+            guard x.count == y.count else { return false }
             // The same pair met again deeper down is a cycle that has not differed so far.
             guard walk.enter(x, y) else { return true }
             defer { walk.leave(x, y) }
-            for (p, q) in zip(x.items, y.items) where !equal(p, q, &walk) { return false }
+            var i = 0
+            while i < x.count {
+                if !equal(x[i], y[i], &walk) { return false }
+                i += 1
+            }
             return true
         case (.map(let x), .map(let y)):
             if x === y { return true }
@@ -216,11 +220,13 @@ enum Ops {
             // Lists that contain themselves: a pair met again orders as equal so far.
             guard walk.enter(x, y) else { return 0 }
             defer { walk.leave(x, y) }
-            for (p, q) in zip(x.items, y.items) {
-                let c = try compare(p, q, op, r, &walk)
+            var i = 0
+            while i < x.count && i < y.count {
+                let c = try compare(x[i], y[i], op, r, &walk)
                 if c != 0 { return c }
+                i += 1
             }
-            return x.items.count < y.items.count ? -1 : (x.items.count == y.items.count ? 0 : 1)
+            return x.count < y.count ? -1 : (x.count == y.count ? 0 : 1)
         default:
             if let x = a.numberValue, let y = b.numberValue {
                 if x.isNaN || y.isNaN { return 1 }

@@ -162,7 +162,7 @@ final class TypeValue: FlowObject, @unchecked Sendable {
             guard case .list(let l) = v else { throw fail() }
             guard let element else { return v }
             var out: [Value] = []
-            out.reserveCapacity(l.items.count)
+            out.reserveCapacity(l.count)
             for (i, x) in l.items.enumerated() {
                 out.append(try conform(x, to: element, m: m, path: "\(path)[\(i)]", range: range))
             }

@@ -24,7 +24,7 @@ public enum Value: @unchecked Sendable {
     case cell(Cell)
 
     public static func str(_ s: String) -> Value { .string(StringBox(s)) }
-    public static func list(_ items: [Value]) -> Value { .list(ListBox(items)) }
+    public static func list(_ items: [Value]) -> Value { .list(ListBox.make(items)) }
 
     /// The Flow name of the value's type, as `type(x)` returns it and errors print it.
     public var typeName: String {
@@ -93,14 +93,131 @@ public final class StringBox: @unchecked Sendable {
 }
 
 /// A mutable list, shared by reference.
-public final class ListBox: @unchecked Sendable {
-    @exclusivity(unchecked) public var items: [Value]
-    public init(_ items: [Value] = []) { self.items = items }
+///
+/// One allocation holds the list object and its first items (tail-allocated, as many as
+/// the list was made with): a list literal like `[left, right]` costs one `malloc`, not
+/// one for the object and one for an array buffer. A list that grows past them, or that
+/// is handed out as a Swift array (`items`), moves its items to an array (`spilled`) for
+/// good. `count`, the subscript and the methods below work on either without moving.
+public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sendable {
+    public struct Header {
+        /// Items in the tail (0 once spilled).
+        var count: Int
+        /// Room in the tail, as asked for (not what malloc rounded it to).
+        let capacity: Int
+        /// The items, once they live in an array.
+        var spilled: [Value]?
+    }
 
-    // Mutations through these methods run in this module, where `items` has no dynamic
-    // exclusivity checks; from another module every access to `items` is checked.
-    public var count: Int { items.count }
-    public func append(_ v: Value) { items.append(v) }
+    /// A list of `items`, in the tail.
+    public static func make(_ items: [Value] = []) -> ListBox {
+        let box = unsafeDowncast(create(minimumCapacity: items.count) { _ in
+            Header(count: 0, capacity: items.count, spilled: nil)
+        }, to: ListBox.self)
+        box.withUnsafeMutablePointers { h, e in
+            items.withUnsafeBufferPointer { b in
+                if let base = b.baseAddress { e.initialize(from: base, count: b.count) }
+            }
+            h.pointee.count = items.count
+        }
+        return box
+    }
+
+    /// A list whose `count` items the caller initializes in `body`, in order; if it throws,
+    /// the ones initialized so far are kept (`initialized` says how many).
+    static func make(count: Int, _ body: (UnsafeMutablePointer<Value>, _ initialized: inout Int) throws -> Void) rethrows -> ListBox {
+        let box = unsafeDowncast(create(minimumCapacity: count) { _ in
+            Header(count: 0, capacity: count, spilled: nil)
+        }, to: ListBox.self)
+        try box.withUnsafeMutablePointers { h, e in
+            try body(e, &h.pointee.count)
+        }
+        return box
+    }
+
+    deinit {
+        // One by one: a small list's items are destroyed inline, without the runtime's
+        // generic array destroy.
+        withUnsafeMutablePointers { h, e in
+            var i = 0
+            let n = h.pointee.count
+            while i < n { (e + i).deinitialize(count: 1); i += 1 }
+        }
+    }
+
+    /// The items as an array. Reading or changing them through it moves a tail list to
+    /// an array first (once): use `count` and the subscript on hot paths.
+    public var items: [Value] {
+        get { spill() }
+        _modify {
+            _ = spill()
+            yield &header.spilled!
+        }
+        set {
+            _ = spill()
+            header.spilled = newValue
+        }
+    }
+
+    /// Moves the tail's items to an array, if they are not in one; returns the array.
+    @discardableResult
+    private func spill() -> [Value] {
+        if let a = header.spilled { return a }
+        let moved: [Value] = withUnsafeMutablePointers { h, e in
+            let n = h.pointee.count
+            h.pointee.count = 0
+            return Array(unsafeUninitializedCapacity: n) { buffer, initialized in
+                if n > 0 { buffer.baseAddress!.moveInitialize(from: e, count: n) }
+                initialized = n
+            }
+        }
+        header.spilled = moved
+        return moved
+    }
+
+    public var count: Int {
+        withUnsafeMutablePointerToHeader { h in h.pointee.spilled?.count ?? h.pointee.count }
+    }
+
+    /// The item at `i`, which must be in range.
+    public subscript(_ i: Int) -> Value {
+        get {
+            withUnsafeMutablePointers { h, e in
+                if h.pointee.spilled != nil { return h.pointee.spilled.unsafelyUnwrapped[i] }
+                precondition(i >= 0 && i < h.pointee.count, "list index out of range")
+                return e[i]
+            }
+        }
+        set {
+            withUnsafeMutablePointers { h, e in
+                if h.pointee.spilled != nil { h.pointee.spilled![i] = newValue; return }
+                precondition(i >= 0 && i < h.pointee.count, "list index out of range")
+                e[i] = newValue
+            }
+        }
+    }
+
+    /// Whether the item at `i`, which must be in range, is nil (no copy of it is made).
+    func isNil(at i: Int) -> Bool {
+        withUnsafeMutablePointers { h, e in
+            if h.pointee.spilled != nil {
+                if case .nilValue = h.pointee.spilled.unsafelyUnwrapped[i] { return true }
+                return false
+            }
+            if case .nilValue = e[i] { return true }
+            return false
+        }
+    }
+
+    public func append(_ v: Value) {
+        let appended: Bool = withUnsafeMutablePointers { h, e in
+            guard h.pointee.spilled == nil, h.pointee.count < h.pointee.capacity else { return false }
+            (e + h.pointee.count).initialize(to: v)
+            h.pointee.count += 1
+            return true
+        }
+        if !appended { items.append(v) }
+    }
     public func removeLast() -> Value { items.removeLast() }
     public func insert(_ v: Value, at i: Int) { items.insert(v, at: i) }
 }

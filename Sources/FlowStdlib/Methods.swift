@@ -28,9 +28,9 @@ extension Stdlib {
         i.define(method: "insert", on: .list, parameters: ["index", "item"]) { call in
             let l = try call.list(0)
             var k = try call.int(1)
-            if k < 0 { k += l.items.count }
-            guard k >= 0 && k <= l.items.count else {
-                throw call.error("index \(try call.int(1)) is out of range for inserting into a list of length \(l.items.count)", kind: "index")
+            if k < 0 { k += l.count }
+            guard k >= 0 && k <= l.count else {
+                throw call.error("index \(try call.int(1)) is out of range for inserting into a list of length \(l.count)", kind: "index")
             }
             l.insert(call[2], at: k)
             return call[0]
@@ -40,7 +40,7 @@ extension Stdlib {
         i.define(method: "map", on: .list, parameters: ["function"], { call in
             let l = try call.list(0)
             var out: [Value] = []
-            out.reserveCapacity(l.items.count)
+            out.reserveCapacity(l.count)
             for x in l.items { out.append(try call.call(call[1], [x])) }
             return .list(out)
         }, async: { call in
@@ -81,7 +81,7 @@ extension Stdlib {
         })
         i.define(method: "slice", on: .list, parameters: ["start", "end"], required: 1) { call in
             let l = try call.list(0)
-            let (a, b) = try bounds(call, count: l.items.count)
+            let (a, b) = try bounds(call, count: l.count)
             return .list(Array(l.items[a..<b]))
         }
         i.define(method: "contains", on: .list, parameters: ["item"]) { call in

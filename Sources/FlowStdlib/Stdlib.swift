@@ -44,7 +44,7 @@ public enum Stdlib {
         i.define("len", parameters: ["value"]) { call in
             switch call[0] {
             case .string(let s): return .int(s.count)
-            case .list(let l): return .int(l.items.count)
+            case .list(let l): return .int(l.count)
             case .map(let m): return .int(m.count)
             default: throw call.typeError("a string, list or map", at: 0)
             }

@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func aBorrowedSlotGivesItsObjectAndNothingElse() {
-        let list = ListBox([.int(1)])
+        let list = ListBox.make([.int(1)])
         let slot = UnsafeMutablePointer<Value>.allocate(capacity: 1)
         defer { slot.deinitialize(count: 1); slot.deallocate() }
         slot.initialize(to: .list(list))

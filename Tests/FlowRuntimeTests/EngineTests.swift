@@ -102,7 +102,7 @@ import Testing
         let a = engine(), b = engine()
         let record = try a.run(SourceFile(path: "a.flow", text: "{name: \"ann\", path: \"p\", x: 1}\n"))
         let read = try b.run(SourceFile(path: "b.flow", text: "fn read(r) { [r.x, r.path, r[\"name\"], r.has(\"path\")] }\nread\n"))
-        #expect(try b.call(read, [record]) == .list(ListBox([.int(1), .str("p"), .str("ann"), .bool(true)])))
+        #expect(try b.call(read, [record]) == .list(ListBox.make([.int(1), .str("p"), .str("ann"), .bool(true)])))
     }
 
     @Test func fileImportsNeedTheHostsPermission() {

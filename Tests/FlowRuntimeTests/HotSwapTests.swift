@@ -96,7 +96,7 @@ import Testing
         try engine.signal(run: id, name: "next", value: .nilValue)
         waitUntil("the end") { box.value != nil }
 
-        #expect(try box.value?.get() == .list(ListBox([.int(10), .int(200), .int(300), .int(400)])), "\(String(describing: box.value))")
+        #expect(try box.value?.get() == .list(ListBox.make([.int(10), .int(200), .int(300), .int(400)])), "\(String(describing: box.value))")
         let types = try engine.history(run: id).compactMap { v -> String? in
             guard case .map(let m) = v, let t = m.get("type")?.stringValue else { return nil }
             if t == "node:end" { return m.get("path")?.stringValue }
