@@ -156,10 +156,23 @@ public final class MapBox: @unchecked Sendable {
         return nil
     }
 
+    /// `m[i]` for an int `i` of a positional map: the value, or nil when it does not apply.
+    @inline(__always) func getPositional(at i: Int) -> Value? {
+        sequential && i >= 0 && i < positional.count ? positional[i] : nil
+    }
+
     /// The positional fast path of `m[i]`: the value, or nil when it does not apply.
     @inline(__always) func getPositional(_ key: Value) -> Value? {
         if sequential, case .int(let i) = key, i >= 0, i < positional.count { return positional[i] }
         return nil
+    }
+
+    /// `m[i] = v` for an int `i` when the map is positional and `i` at most its count:
+    /// true when it applied (`value` is evaluated only then).
+    @inline(__always) func setPositional(at i: Int, _ value: @autoclosure () throws -> Value) rethrows -> Bool {
+        guard sequential, i >= 0, i <= positional.count else { return false }
+        if i == positional.count { positional.append(try value()) } else { positional[i] = try value() }
+        return true
     }
 
     /// The positional fast path of `m[i] = v`: true when it applied.

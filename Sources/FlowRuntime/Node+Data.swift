@@ -163,18 +163,48 @@ final class MemberNode: Node {
 /// The slot of a node that reads a plain local, or -1.
 func slotOf(_ n: Node) -> Int { (n as? LocalGet)?.slot ?? -1 }
 
+/// An index that is a plain local or an int constant, read without copying it.
+struct InertIndex {
+    let slot: Int
+    let constant: Int?
+    init(_ n: Node) {
+        slot = slotOf(n)
+        if case .int(let c)? = (n as? ConstNode)?.value { constant = c } else { constant = nil }
+    }
+    /// The index when it is an int.
+    @inline(__always) func int(_ fp: Frame) -> Int? {
+        if slot >= 0 {
+            if case .int(let k) = fp[slot] { return k }
+            return nil
+        }
+        return constant
+    }
+}
+
 final class IndexNode: Node {
     let object: Node, index: Node, range: SourceRange
     let objectSlot: Int, indexSlot: Int
     /// The object is a plain local and the index inert: the object is borrowed (`Borrow`).
     let borrows: Bool
+    let inert: InertIndex
     let listTag = Borrow.listTag, mapTag = Borrow.mapTag
     init(_ object: Node, _ index: Node, _ range: SourceRange) {
         self.object = object; self.index = index; self.range = range
         objectSlot = slotOf(object); indexSlot = slotOf(index)
         borrows = objectSlot >= 0 && Borrow.isInert(index)
+        inert = InertIndex(index)
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        // An int index in a local or a constant is read in place.
+        if borrows, let k = inert.int(fp) {
+            if let l = Borrow.list(fp + objectSlot, listTag) {
+                let item: Value? = l._withUnsafeGuaranteedRef { l in k >= 0 && k < l.count ? l[k] : nil }
+                if let item { return item }
+            } else if let map = Borrow.map(fp + objectSlot, mapTag),
+                      let v = map._withUnsafeGuaranteedRef({ $0.getPositional(at: k) }) {
+                return v
+            }
+        }
         if borrows {
             let i = try operand(indexSlot, index, fp, m)
             if let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = i {
@@ -191,7 +221,7 @@ final class IndexNode: Node {
         return try Access.index(o, i, m, range)
     }
     override func evalIsNil(_ fp: Frame, _ m: Interpreter) throws -> Bool {
-        if borrows, let l = Borrow.list(fp + objectSlot, listTag), case .int(let k) = try operand(indexSlot, index, fp, m) {
+        if borrows, let l = Borrow.list(fp + objectSlot, listTag), let k = inert.int(fp) {
             let found: Bool? = l._withUnsafeGuaranteedRef { l in
                 guard k >= 0 && k < l.count else { return nil }
                 return l.isNil(at: k)
@@ -224,13 +254,30 @@ final class IndexSetNode: Node {
     let objectSlot: Int, indexSlot: Int, valueSlot: Int
     /// The object is a plain local, index and value inert: the object is borrowed.
     let borrows: Bool
+    let inert: InertIndex
     let listTag = Borrow.listTag, mapTag = Borrow.mapTag
     init(_ object: Node, _ index: Node, _ value: Node, _ range: SourceRange) {
         self.object = object; self.index = index; self.value = value; self.range = range
         objectSlot = slotOf(object); indexSlot = slotOf(index); valueSlot = slotOf(value)
         borrows = objectSlot >= 0 && Borrow.isInert(index) && Borrow.isInert(value)
+        inert = InertIndex(index)
     }
-    override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try eval(fp, m) }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
+        // `m[i] = v` with an int `i` in a local or a constant: the index is read in place
+        // and the value moved into the list or positional map, with no copies to release.
+        if borrows, let k = inert.int(fp) {
+            if let map = Borrow.map(fp + objectSlot, mapTag) {
+                if try map._withUnsafeGuaranteedRef({ try $0.setPositional(at: k, try operand(valueSlot, value, fp, m)) }) { return }
+            } else if let l = Borrow.list(fp + objectSlot, listTag) {
+                if try l._withUnsafeGuaranteedRef({ l in
+                    guard k >= 0 && k < l.count else { return false }
+                    l[k] = try operand(valueSlot, value, fp, m)
+                    return true
+                }) { return }
+            }
+        }
+        _ = try eval(fp, m)
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if borrows {
             let i = try operand(indexSlot, index, fp, m)
