@@ -86,6 +86,9 @@ public final class Interpreter: @unchecked Sendable {
     var methodNames: [String] = []
     /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
     @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
+    /// Every method builtin ever installed, replaced ones too: a call holds its method
+    /// unretained (`methodRef`), so none may go while the interpreter lives.
+    private var installedMethods: [Builtin] = []
     @exclusivity(unchecked) var methodStride = 64
     @exclusivity(unchecked) var modules: [String: Module] = [:] {
         didSet { runNodeCell = nil }
@@ -243,6 +246,7 @@ public final class Interpreter: @unchecked Sendable {
             methodStride = newStride
         }
         for k in receiver.kinds { methods[k.rawValue * methodStride + id] = b }
+        installedMethods.append(b)
     }
 
     func methodID(_ name: String) -> Int {
@@ -255,6 +259,15 @@ public final class Interpreter: @unchecked Sendable {
 
     @inline(__always) func method(_ id: Int, for v: Value) -> Builtin? {
         id < methodStride ? methods[ValueKind(v).rawValue * methodStride + id] : nil
+    }
+
+    /// The same, unretained: installed methods live as long as the interpreter.
+    @inline(__always) func methodRef(_ id: Int, for v: Value) -> Unmanaged<Builtin>? {
+        guard id < methodStride else { return nil }
+        return methods.withUnsafeBufferPointer { table in
+            UnsafeRawPointer(table.baseAddress! + (ValueKind(v).rawValue * methodStride + id))
+                .load(as: Unmanaged<Builtin>?.self)
+        }
     }
 
     /// The names of the methods a value has, for errors and completion.

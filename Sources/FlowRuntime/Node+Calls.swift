@@ -238,6 +238,20 @@ final class MethodCallNode: Node {
         self.args = args; self.range = range
     }
 
+    /// Calls builtin method `b` with the receiver, then the arguments, in a window of the
+    /// value stack (no array).
+    @inline(__always)
+    private func callMethod(_ b: Builtin, receiver: Value, _ named: Bool, _ fp: Frame, _ m: Interpreter) throws -> Value {
+        let mark = m.top
+        defer { m.pop(to: mark) }
+        try m.push(receiver, range)
+        let list = args.list
+        var i = 0
+        while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
+        let named = named ? try args.named.map { ($0.0, try $0.1.eval(fp, m)) } : nil
+        return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
+    }
+
     enum Target { case value(Value), method(Builtin) }
 
     func target(_ r: Value, _ m: Interpreter) throws -> Target {
@@ -253,20 +267,21 @@ final class MethodCallNode: Node {
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let r = try receiver.eval(fp, m)
+        // A method of a list, string, number…: the builtin is held unretained. (A map's
+        // field or an object's member can take a method's place: those go to `target`.)
+        switch r {
+        case .map, .object: break
+        default:
+            if let b = m.methodRef(id, for: r) {
+                return try b._withUnsafeGuaranteedRef { try callMethod($0, receiver: r, !args.named.isEmpty, fp, m) }
+            }
+        }
         switch try target(r, m) {
         case .value(let f):
             let (values, named) = try args.evaluate(fp, m)
             return try m.invoke(f, values, named: named, range: range)
         case .method(let b):
-            // Receiver and arguments go in a window of the value stack: no array.
-            let mark = m.top
-            defer { m.pop(to: mark) }
-            try m.push(r, range)
-            let list = args.list
-            var i = 0
-            while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
-            let named = args.named.isEmpty ? nil : try args.named.map { ($0.0, try $0.1.eval(fp, m)) }
-            return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
+            return try callMethod(b, receiver: r, !args.named.isEmpty, fp, m)
         }
     }
 

@@ -444,8 +444,7 @@ final class ForNode: Node {
             // Fast path: `for x in list`.
             var i = 0
             while i < l.count {
-                let item = l[i]
-                fp[first] = firstBoxed ? .cell(Cell(item)) : item
+                if firstBoxed { fp[first] = .cell(Cell(l[i])) } else { fp[first] = l[i] }
                 i += 1
                 try body.exec(fp, m)
                 if m.signal != .none && m.endsLoop() { break }

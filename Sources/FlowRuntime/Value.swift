@@ -148,21 +148,28 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
     /// The items as an array. Reading or changing them through it moves a tail list to
     /// an array first (once): use `count` and the subscript on hot paths.
     public var items: [Value] {
-        get { spill() }
+        get {
+            spill()
+            return header.spilled.unsafelyUnwrapped
+        }
         _modify {
-            _ = spill()
+            spill()
             yield &header.spilled!
         }
         set {
-            _ = spill()
+            spill()
             header.spilled = newValue
         }
     }
 
-    /// Moves the tail's items to an array, if they are not in one; returns the array.
-    @discardableResult
-    private func spill() -> [Value] {
-        if let a = header.spilled { return a }
+    /// Moves the tail's items to an array, if they are not in one.
+    @inline(__always)
+    private func spill() {
+        if header.spilled == nil { moveToArray() }
+    }
+
+    @inline(never)
+    private func moveToArray() {
         let moved: [Value] = withUnsafeMutablePointers { h, e in
             let n = h.pointee.count
             h.pointee.count = 0
@@ -172,7 +179,6 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
             }
         }
         header.spilled = moved
-        return moved
     }
 
     public var count: Int {
