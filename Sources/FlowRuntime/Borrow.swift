@@ -14,6 +14,7 @@
 enum Borrow {
     static let listTag = tag(of: ListBox.make(), as: Value.list)
     static let mapTag = tag(of: MapBox(), as: Value.map)
+    static let stringTag = tag(of: StringBox(""), as: Value.string)
     static let closureTag = tag(of: Closure(proto: FunctionProto(name: "", parameters: [], defaults: [], range: nil),
                                             captures: []), as: Value.closure)
 
@@ -40,6 +41,10 @@ enum Borrow {
 
     @inline(__always) static func map(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<MapBox>? {
         object(slot, tag, as: MapBox.self)
+    }
+
+    @inline(__always) static func string(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<StringBox>? {
+        object(slot, tag, as: StringBox.self)
     }
 
     @inline(__always) static func list(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<ListBox>? {

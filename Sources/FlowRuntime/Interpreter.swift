@@ -358,10 +358,37 @@ public final class Interpreter: @unchecked Sendable {
         try emit(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
     }
 
-    /// The same with the key as a string box: its text is read only for a run with a log.
-    public func addEvent(_ type: StringBox, fields: MapBox?, keyBox: StringBox?, at range: SourceRange?) throws {
-        let run = try emittingRun(at: range)
-        try emit(run, intern(type), fields?.entries ?? [], key: run.log == nil ? nil : keyBox?.value)
+
+    /// `emit(type, fields, key)` of scripts: an event on the current run. The arguments
+    /// are read where the call keeps them, without copies.
+    public func emitEvent(_ call: BuiltinCall) throws {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: call.range)
+        }
+        let base = call.base
+        let type: StringBox
+        if let t = Borrow.string(base, Borrow.stringTag) { type = t._withUnsafeGuaranteedRef { intern($0) } } else { type = intern(try call.string(0)) }
+        var fields: [MapBox.Entry] = []
+        if call.count > 1 {
+            if let map = Borrow.map(base + 1, Borrow.mapTag) {
+                guard map._withUnsafeGuaranteedRef({ $0.keysAreStrings }) else { throw call.error("field names must be strings", kind: "value") }
+                fields = map._withUnsafeGuaranteedRef { $0.entries }
+            } else if case .nilValue = base[1] {
+            } else {
+                throw call.typeError("a map", at: 1)
+            }
+        }
+        var key: String? = nil
+        if call.count > 2 {
+            if let k = Borrow.string(base + 2, Borrow.stringTag) {
+                // The key names the event in a durable log: without one it is not read.
+                if run.log != nil { key = k._withUnsafeGuaranteedRef { $0.value } }
+            } else if case .nilValue = base[2] {
+            } else {
+                throw call.typeError("a string", at: 2)
+            }
+        }
+        try emit(run, type, fields, key: key)
     }
 
     /// The run an event from a script or a host goes to: the current one.

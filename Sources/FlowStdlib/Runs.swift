@@ -13,19 +13,7 @@ extension Stdlib {
             return .nilValue
         }
         i.define("emit", parameters: ["event", "fields", "key"], required: 1) { call in
-            let type: StringBox
-            if case .string(let box) = call[0] { type = box } else { type = StringBox(try call.string(0)) }
-            var fields: MapBox? = nil
-            if call.count > 1, !call[1].isNil {
-                fields = try call.map(1)
-                if !fields!.keysAreStrings { throw call.error("field names must be strings", kind: "value") }
-            }
-            var key: StringBox? = nil
-            if call.count > 2, !call[2].isNil {
-                guard case .string(let box) = call[2] else { throw call.typeError("a string", at: 2) }
-                key = box
-            }
-            try call.interpreter.addEvent(type, fields: fields, keyBox: key, at: call.range)
+            try call.interpreter.emitEvent(call)
             return .nilValue
         }
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
