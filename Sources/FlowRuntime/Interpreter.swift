@@ -339,7 +339,7 @@ public final class Interpreter: @unchecked Sendable {
         return try emitValue(run, intern(type), fields.map { MapBox.Entry(key: .string(intern($0.0)), value: $0.1) })
     }
 
-    /// Emits an event whose fields are the entries of a map (the `emit` builtin).
+    /// Emits an event whose fields are the entries of a map; gives the event's map.
     @discardableResult
     public func emit(_ type: String, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws -> Value {
         try emit(StringBox(type), fields: fields, key: key, at: range)
@@ -351,16 +351,11 @@ public final class Interpreter: @unchecked Sendable {
         try emitValue(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
     }
 
-    /// Adds an event to the current run without making its map (`emit(…)` in Flow, whose
-    /// constant types are interned already): the run keeps it compact until someone looks.
-    /// Fields with keys that are not strings are left out.
-    public func addEvent(_ type: StringBox, fields: MapBox?, key: String? = nil, at range: SourceRange?) throws {
-        try emit(try emittingRun(at: range), intern(type), fields?.entries ?? [], key: key)
-    }
 
 
-    /// `emit(type, fields, key)` of scripts: an event on the current run. The arguments
-    /// are read where the call keeps them, without copies.
+    /// `emit(type, fields, key)` of scripts: an event on the current run, kept compact
+    /// (its map is made when someone looks). The arguments are read where the call keeps
+    /// them, without copies; fields whose names are not strings are an error.
     public func emitEvent(_ call: BuiltinCall) throws {
         guard let run = Run.current else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: call.range)
