@@ -686,7 +686,11 @@ struct Compiler {
             default: n = CallGlobalNNode(cell: cell, args: positional, range: range)
             }
         } else if named.isEmpty, case .builtin(let b)? = (calleeNode as? ConstNode)?.value, !b.suspends {
-            n = CallBuiltinNode(b, args: positional, range: range)
+            if b === interpreter.emitBuiltin, positional.count >= 2, positional.count <= 3, let record = positional[1] as? RecordNode {
+                n = EmitRecordNode(type: positional[0], record: record, key: positional.count > 2 ? positional[2] : NilNode(), range: range)
+            } else {
+                n = CallBuiltinNode(b, args: positional, range: range)
+            }
         } else if named.isEmpty {
             switch positional.count {
             case 0: n = Call0Node(callee: calleeNode, range: range)

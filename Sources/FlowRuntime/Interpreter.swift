@@ -82,6 +82,13 @@ public final class Interpreter: @unchecked Sendable {
 
     /// Global builtins and namespaces, by name, as scripts see them.
     var builtins: [String: Value] = [:]
+    /// `emit`, a primitive of the engine: defined here, so the compiler knows it
+    /// (`EmitRecordNode`) for as long as nobody redefines the name.
+    let emitBuiltin = Builtin(name: "emit", parameters: ["event", "fields", "key"], requiredCount: 1, variadic: false,
+                              isMethod: false, body: { call in
+                                  try call.interpreter.emitEvent(call)
+                                  return .nilValue
+                              })
     var methodIDs: [String: Int] = [:]
     var methodNames: [String] = []
     /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
@@ -160,6 +167,7 @@ public final class Interpreter: @unchecked Sendable {
         loop.onIdle = { [unowned self] in releaseTurn() }
         loop.onStall = { [unowned self] in suspendWaiters() }
         keys = EventKeys(self)
+        builtins["emit"] = .builtin(emitBuiltin)
     }
 
     deinit {
@@ -384,6 +392,24 @@ public final class Interpreter: @unchecked Sendable {
             }
         }
         try emit(run, type, fields, key: key)
+    }
+
+    /// `emit(type, {record}, key)` with its arguments evaluated (`EmitRecordNode`): the
+    /// fields are the record's entries, with no map made for them.
+    func emitEvent(type: Value, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
+        guard let run = Run.current else {
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
+        }
+        guard case .string(let t) = type else {
+            throw error(ErrorKind.type, "emit: expects a string as argument 1, found \(type.typeName)", at: range)
+        }
+        var k: String? = nil
+        switch key {
+        case .nilValue: break
+        case .string(let s): if run.log != nil { k = s.value }
+        default: throw error(ErrorKind.type, "emit: expects a string as argument 3, found \(key.typeName)", at: range)
+        }
+        try emit(run, intern(t), fields, key: k)
     }
 
     /// The run an event from a script or a host goes to: the current one.

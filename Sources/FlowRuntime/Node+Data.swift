@@ -41,6 +41,11 @@ final class RecordNode: Node {
     let values: NodeArray
     init(names: [StringBox], values: [Node]) { self.names = names; self.values = NodeArray(values) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        .map(MapBox(distinct: try entries(fp, m)))
+    }
+
+    /// The record's fields, evaluated in order.
+    @inline(__always) func entries(_ fp: Frame, _ m: Interpreter) throws -> [MapBox.Entry] {
         // reserveCapacity + append is specialized; the unsafe initializer was not.
         var entries: [MapBox.Entry] = []
         let n = values.count
@@ -50,8 +55,26 @@ final class RecordNode: Node {
             entries.append(MapBox.Entry(key: .string(names[i]), value: try values.eval(i, fp, m)))
             i += 1
         }
-        return .map(MapBox(distinct: entries))
+        return entries
     }
+}
+
+/// `emit(type, {a: …, b: …}, key)`: the record's fields go straight into the event, with
+/// no map made for them (the engine emits two such events per node). The compiler makes
+/// it only for the runtime's own `emit`.
+final class EmitRecordNode: Node {
+    let type: Node, record: RecordNode, key: Node
+    let range: SourceRange
+    init(type: Node, record: RecordNode, key: Node, range: SourceRange) {
+        self.type = type; self.record = record; self.key = key; self.range = range
+    }
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        let t = try type.eval(fp, m)
+        let fields = try record.entries(fp, m)
+        try m.emitEvent(type: t, fields: fields, key: try key.eval(fp, m), at: range)
+        return .nilValue
+    }
+    override var callRange: SourceRange? { range }
 }
 
 /// `"total ${x}"`: text and values, joined as `print` shows them.

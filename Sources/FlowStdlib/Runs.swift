@@ -12,10 +12,7 @@ extension Stdlib {
             call.interpreter.addHook(type, call[1])
             return .nilValue
         }
-        i.define("emit", parameters: ["event", "fields", "key"], required: 1) { call in
-            try call.interpreter.emitEvent(call)
-            return .nilValue
-        }
+        // `emit` is the runtime's own (`Interpreter.emitBuiltin`).
         i.defineSuspending("timeout", parameters: ["duration", "body"], blocking: { call in
             throw call.error("cannot wait here", kind: "internal")
         }) { call in
