@@ -155,20 +155,18 @@ final class Call1Node: Node {
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) {
-            let x = try a0.eval(fp, m)
-            let result: Value? = try borrowed._withUnsafeGuaranteedRef { c in
-                guard c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
+            if borrowed._withUnsafeGuaranteedRef({ c in c.proto.arity == 1 && !c.proto.isAsync && m.hasRoom(c.proto.frameSize) }) {
+                // The argument moves into the frame: a copy would retain and release it.
                 let nfp = m.top
-                nfp.initialize(to: x)
-                return try m.runClosure(c, nfp, argc: 1, range)
+                nfp.initialize(to: try a0.eval(fp, m))
+                return try borrowed._withUnsafeGuaranteedRef { c in try m.runClosure(c, nfp, argc: 1, range) }
             }
-            if let result { return result }
         }
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
             let nfp = m.top
-            nfp.initialize(to: x)
+            nfp.initialize(to: consume x)
             return try m.runClosure(c, nfp, argc: 1, range)
         }
         if case .builtin(let b) = f {
@@ -201,8 +199,8 @@ final class Call2Node: Node {
         let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
             let nfp = m.top
-            nfp.initialize(to: x)
-            (nfp + 1).initialize(to: y)
+            nfp.initialize(to: consume x)
+            (nfp + 1).initialize(to: consume y)
             return try m.runClosure(c, nfp, argc: 2, range)
         }
         if case .builtin(let b) = f {

@@ -126,8 +126,9 @@ final class CallGlobal1Node: Node {
         guard cell.directArity == 1, m.hasRoom(size), let body = cell.directBody else {
             return try m.invoke(cell.value, [x], named: nil, range: range)
         }
+        // The argument moves into the frame: a copy would retain and release it.
         let nfp = m.top
-        nfp.initialize(to: x)
+        nfp.initialize(to: consume x)
         return try m.runBody(body, nfp, size: size, argc: 1, cell, range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
@@ -148,16 +149,15 @@ final class CallGlobal2Node: Node {
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
-        if let d = cell.direct {
-            return try d._withUnsafeGuaranteedRef { p in
-                guard p.arity == 2, m.hasRoom(p.frameSize) else { return try m.invoke(cell.value, [x, y], named: nil, range: range) }
-                let nfp = m.top
-                nfp.initialize(to: x)
-                (nfp + 1).initialize(to: y)
-                return try m.runDirect(p, nfp, argc: 2, range)
-            }
+        let size = cell.directFrameSize
+        guard cell.directArity == 2, m.hasRoom(size), let body = cell.directBody else {
+            return try m.invoke(cell.value, [x, y], named: nil, range: range)
         }
-        return try m.invoke(cell.value, [x, y], named: nil, range: range)
+        // The arguments move into the frame: a copy would retain and release them.
+        let nfp = m.top
+        nfp.initialize(to: consume x)
+        (nfp + 1).initialize(to: consume y)
+        return try m.runBody(body, nfp, size: size, argc: 2, cell, range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 { return .done(input) }
@@ -172,20 +172,31 @@ final class CallGlobal2Node: Node {
 final class CallGlobalNNode: Node {
     let cell: GlobalCell
     let args: [Node]
+    let list: NodeArray
     let range: SourceRange
-    init(cell: GlobalCell, args: [Node], range: SourceRange) { self.cell = cell; self.args = args; self.range = range }
+    init(cell: GlobalCell, args: [Node], range: SourceRange) {
+        self.cell = cell; self.args = args; self.list = NodeArray(args); self.range = range
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        var values: [Value] = []
-        values.reserveCapacity(args.count)
-        for a in args { values.append(try a.eval(fp, m)) }
-        if let d = cell.direct {
-            return try d._withUnsafeGuaranteedRef { p in
-                guard p.arity == values.count, m.hasRoom(p.frameSize) else { return try m.invoke(cell.value, values, named: nil, range: range) }
-                let nfp = m.top
-                for (i, v) in values.enumerated() { (nfp + i).initialize(to: v) }
-                return try m.runDirect(p, nfp, argc: values.count, range)
+        // The arguments are pushed where the callee's frame will start (a call inside one
+        // pushes its frame above them): they are in place, with no array and no copies.
+        let mark = m.top
+        let n = list.count
+        var i = 0
+        while i < n {
+            do { try m.push(try list.eval(i, fp, m), range) } catch {
+                m.pop(to: mark)
+                throw error
             }
+            i += 1
         }
+        m.top = mark
+        let size = cell.directFrameSize
+        if cell.directArity == n, m.hasRoom(size), let body = cell.directBody {
+            return try m.runBody(body, mark, size: size, argc: n, cell, range)
+        }
+        let values = Array(UnsafeBufferPointer(start: mark, count: n))
+        dropFrame(mark, n)
         return try m.invoke(cell.value, values, named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
