@@ -661,7 +661,9 @@ public final class Interpreter: @unchecked Sendable {
     while k < n {
         switch fp[k] {
         case .nilValue, .bool, .int, .float, .duration: break
-        default: (fp + k).deinitialize(count: 1); (fp + k).initialize(to: .nilValue)
+        // Moved out and dropped: released by the enum's own destroy, not the generic
+        // value witness that `deinitialize` calls.
+        default: _ = (fp + k).move(); (fp + k).initialize(to: .nilValue)
         }
         k += 1
     }

@@ -136,12 +136,12 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
     }
 
     deinit {
-        // One by one: a small list's items are destroyed inline, without the runtime's
-        // generic array destroy.
+        // One by one, moved out and dropped: a small list's items are released inline,
+        // without the runtime's generic array destroy or value witness.
         withUnsafeMutablePointers { h, e in
             var i = 0
             let n = h.pointee.count
-            while i < n { (e + i).deinitialize(count: 1); i += 1 }
+            while i < n { _ = (e + i).move(); i += 1 }
         }
     }
 
