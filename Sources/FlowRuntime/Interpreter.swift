@@ -633,7 +633,7 @@ public final class Interpreter: @unchecked Sendable {
     // MARK: - The argument window
 
     /// Pushes a value onto the value stack; pair with `pop(to:)`.
-    @inline(__always) func push(_ v: Value, _ range: SourceRange?) throws {
+    @inline(__always) func push(_ v: consuming Value, _ range: SourceRange?) throws {
         guard top < stackEnd else { throw recursionError(range) }
         top.initialize(to: v)
         top += 1

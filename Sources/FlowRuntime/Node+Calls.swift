@@ -239,10 +239,10 @@ final class MethodCallNode: Node {
     /// Calls builtin method `b` with the receiver, then the arguments, in a window of the
     /// value stack (no array).
     @inline(__always)
-    private func callMethod(_ b: Builtin, receiver: Value, _ named: Bool, _ fp: Frame, _ m: Interpreter) throws -> Value {
+    private func callMethod(_ b: Builtin, receiver: consuming Value, _ named: Bool, _ fp: Frame, _ m: Interpreter) throws -> Value {
         let mark = m.top
         defer { m.pop(to: mark) }
-        try m.push(receiver, range)
+        try m.push(consume receiver, range)
         let list = args.list
         var i = 0
         while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
