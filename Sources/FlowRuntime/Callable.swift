@@ -184,6 +184,12 @@ public final class Builtin: @unchecked Sendable {
     /// The async implementation, for builtins that suspend (`sleep`). Calls from
     /// synchronous code wait for it on the interpreter's event loop.
     let suspendingBody: ((BuiltinCall) async throws -> Value)?
+    /// For builtins defined by `defineWaiting`: checks the arguments synchronously and
+    /// gives the wait alone, which a fiber awaits in its own frame (no argument storage,
+    /// no chain of async frames held while it waits).
+    let prepareWait: ((inout BuiltinCall) throws -> Wait)?
+    /// What `prepareWait` gives: the async work of a call.
+    public typealias Wait = () async throws -> Value
     /// True for methods: the receiver is passed as the first argument.
     let isMethod: Bool
 
@@ -196,7 +202,8 @@ public final class Builtin: @unchecked Sendable {
 
     init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
          body: @escaping (inout BuiltinCall) throws -> Value,
-         suspendingBody: ((BuiltinCall) async throws -> Value)? = nil, prefersBody: Bool = false) {
+         suspendingBody: ((BuiltinCall) async throws -> Value)? = nil, prefersBody: Bool = false,
+         prepareWait: ((inout BuiltinCall) throws -> Wait)? = nil) {
         self.name = name
         self.parameters = parameters
         self.requiredCount = requiredCount ?? parameters.count
@@ -204,6 +211,7 @@ public final class Builtin: @unchecked Sendable {
         self.isMethod = isMethod
         self.body = body
         self.suspendingBody = suspendingBody
+        self.prepareWait = prepareWait
         // A builtin with a complete Swift body only *prefers* its async twin; it never
         // makes a synchronous caller wait.
         self.suspends = suspendingBody != nil && !prefersBody

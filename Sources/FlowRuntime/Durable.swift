@@ -509,6 +509,22 @@ extension Interpreter {
         }
     }
 
+    /// The wait of `sleep(nanoseconds)`: durable in a run with a log, a plain timer
+    /// otherwise (decided now, so a plain sleep holds no frame but the timer's).
+    public func sleepWait(_ nanoseconds: Int) -> Builtin.Wait {
+        if let run = Run.current, run.log != nil {
+            return { [self] in
+                try await durableSleep(nanoseconds)
+                return .nilValue
+            }
+        }
+        let loop = self.loop
+        return {
+            try await loop.sleep(nanoseconds: nanoseconds)
+            return .nilValue
+        }
+    }
+
     /// `sleep` in a run: the deadline is recorded when the timer starts, so after a
     /// restart the run wakes at the original deadline; the end is recorded too, so a
     /// replay does not wait again.

@@ -174,6 +174,11 @@ final class Fiber {
                         case .pushed: input = .nilValue
                         case .wait(let work): input = try await work()
                         }
+                    } else if case .builtin(let b) = callee, b.prepareWait != nil, named == nil {
+                        // A builtin that waits (`sleep`): only its wait is awaited, here.
+                        let (_, args, _) = takeCall()
+                        let wait = try m.preparedWait(b, args, named: nil, at: callSite)!
+                        input = try await wait()
                     } else {
                         input = try await callAndWait()
                     }

@@ -192,6 +192,22 @@ public final class Interpreter: @unchecked Sendable {
                                           variadic: false, isMethod: false, body: blocking, suspendingBody: body))
     }
 
+    /// Defines a global function that waits, in two parts: `prepare` checks the arguments
+    /// (synchronously, copying what it needs) and gives the wait itself. Code on the async
+    /// path awaits only that; synchronous code waits for it on the event loop.
+    public func defineWaiting(_ name: String, parameters: [String], required: Int? = nil,
+                              _ prepare: @escaping (inout BuiltinCall) throws -> Builtin.Wait) {
+        builtins[name] = .builtin(Builtin(name: name, parameters: parameters, requiredCount: required,
+                                          variadic: false, isMethod: false,
+                                          body: { call in throw call.error("cannot wait here", kind: "internal") },
+                                          suspendingBody: { call in
+                                              var c = call
+                                              let wait = try prepare(&c)
+                                              return try await wait()
+                                          },
+                                          prepareWait: prepare))
+    }
+
     /// Defines a namespace of functions and constants (`json.encode`, `math.pi`).
     public func define(namespace: String, _ members: [(String, Value)]) {
         builtins[namespace] = .map(MapBox(members))
@@ -585,6 +601,21 @@ public final class Interpreter: @unchecked Sendable {
         // would have copied it, the caller still holding it).
         try args.withUnsafeBufferPointer { buffer in
             try callBuiltin(b, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)), count: buffer.count, named: named, at: range)
+        }
+    }
+
+    /// The wait of a call of a builtin defined by `defineWaiting`, its arguments checked
+    /// (positional only; nil when the builtin has no prepared wait or named arguments are
+    /// given: the call then goes through `callBuiltinAsync`).
+    func preparedWait(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Builtin.Wait? {
+        guard let prepare = b.prepareWait, named == nil else { return nil }
+        if !b.accepts(args.count) {
+            throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(args.count)", at: range)
+        }
+        return try args.withUnsafeBufferPointer { buffer in
+            var call = BuiltinCall(name: b.name, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
+                                   count: buffer.count, interpreter: self, range: range)
+            return try prepare(&call)
         }
     }
 

@@ -123,10 +123,7 @@ public enum Stdlib {
         }
         i.define("monotonic", parameters: []) { call in .duration(call.interpreter.configuration.clock.now()) }
         i.define("args", parameters: []) { call in .list(call.interpreter.configuration.arguments.map { Value.str($0) }) }
-        i.defineSuspending("sleep", parameters: ["duration"], blocking: { call in
-            // Reached only through the event loop (the interpreter waits on the async form).
-            throw call.error("cannot sleep here", kind: "internal")
-        }) { call in
+        i.defineWaiting("sleep", parameters: ["duration"]) { call in
             let ns: Int
             switch call[0] {
             case .duration(let d): ns = d
@@ -135,8 +132,7 @@ public enum Stdlib {
             default: throw call.typeError("a duration (like 250ms) or a number of seconds", at: 0)
             }
             guard ns >= 0 else { throw call.error("cannot sleep for a negative duration", kind: "value") }
-            try await call.interpreter.durableSleep(ns)
-            return .nilValue
+            return call.interpreter.sleepWait(ns)
         }
     }
 }
