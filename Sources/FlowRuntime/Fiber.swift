@@ -175,10 +175,7 @@ final class Fiber {
                         case .wait(let work): input = try await work()
                         }
                     } else if case .builtin(let b) = callee, b.prepareWait != nil, named == nil {
-                        // A builtin that waits (`sleep`): only its wait is awaited, here.
-                        let (_, args, _) = takeCall()
-                        let wait = try m.preparedWait(b, args, named: nil, at: callSite)!
-                        input = try await wait()
+                        input = try await preparedWait()
                     } else {
                         input = try await callAndWait()
                     }
@@ -240,6 +237,23 @@ final class Fiber {
         if case .closure(let c) = f { return c.proto.isFlow }
         if case .builtin(let b) = f { return b.suspendingBody != nil }
         return false
+    }
+
+    /// The requested call of a builtin that waits (`sleep`): its arguments are checked
+    /// and only its wait is awaited. Its own function, so that `run`'s frame stays small;
+    /// this one holds the wait alone.
+    @inline(never)
+    private func preparedWait() async throws -> Value {
+        let wait = try takePreparedWait()
+        return try await wait()
+    }
+
+    private func takePreparedWait() throws -> Builtin.Wait {
+        let (f, args, _) = takeCall()
+        guard case .builtin(let b) = f, let wait = try m.preparedWait(b, args, named: nil, at: callSite) else {
+            throw FlowError(kind: "internal", message: "a prepared wait without its builtin", at: callSite)
+        }
+        return wait
     }
 
     /// The call a step asked for, when it is a wait. Its own function, so that what it
