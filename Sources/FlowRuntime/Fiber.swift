@@ -59,6 +59,9 @@ final class Fiber {
     private var stack: UnsafeMutablePointer<Activation>
     private var count = 0
     private var capacity = 4
+    /// A freed call frame kept for the next call (`frame`, `release`), and its size.
+    private var spare: Frame? = nil
+    private var spareSize = 0
     /// The call a step asked for (`call`).
     private var callee = Value.nilValue
     private var arguments: [Value] = []
@@ -78,6 +81,7 @@ final class Fiber {
     deinit {
         stack.deinitialize(count: count)
         stack.deallocate()
+        spare?.deallocate()
     }
 
     /// A step's request to call `f` (`return f.call(…)`).
@@ -172,11 +176,15 @@ final class Fiber {
                         switch try startFlow(c, args, named) {
                         case .value(let v): input = v
                         case .pushed: input = .nilValue
-                        case .wait(let work): input = try await work()
+                        case .wait(let work):
+                            dropSpare()
+                            input = try await work()
                         }
                     } else if case .builtin(let b) = callee, b.prepareWait != nil, named == nil {
+                        dropSpare()
                         input = try await preparedWait()
                     } else {
+                        dropSpare()
                         input = try await callAndWait()
                     }
                 } catch {
@@ -184,6 +192,7 @@ final class Fiber {
                     continue
                 }
             case .wait(let work):
+                dropSpare()
                 do { input = try await work() } catch {
                     next = try unwind(error)
                     continue
@@ -296,7 +305,7 @@ final class Fiber {
         guard depth.value + m.depth < m.maxCallDepth else { throw m.recursionError(callSite) }
         let site = callSite
         // Async frames live on the heap: a suspended call must not pin the value stack.
-        let fp = Frame.allocate(capacity: max(1, p.frameSize))
+        let fp = frame(p.frameSize)
         clearFrame(fp, p.frameSize)
         depth.value += 1
         var a = Activation(node: p.bodyRef, fp: fp)
@@ -322,9 +331,34 @@ final class Fiber {
         return r
     }
 
+    /// A frame of `size` slots for a call: the spare one if it is large enough.
+    @inline(__always)
+    private func frame(_ size: Int) -> Frame {
+        if let f = spare, spareSize >= size {
+            spare = nil
+            return f
+        }
+        return Frame.allocate(capacity: max(1, size))
+    }
+
+    /// Frees the spare frame: a fiber that waits keeps no memory it does not use.
+    @inline(__always)
+    private func dropSpare() {
+        spare?.deallocate()
+        spare = nil
+    }
+
     private func release(_ fp: Frame, _ c: Closure) {
-        dropFrame(fp, c.proto.frameSize)
-        fp.deallocate()
+        let size = c.proto.frameSize
+        dropFrame(fp, size)
+        // The larger of the frames freed since the last wait is kept for the next call
+        // (every node calls the engine): no malloc and free per call.
+        if let old = spare {
+            if size > spareSize { old.deallocate(); spare = fp; spareSize = size } else { fp.deallocate() }
+        } else {
+            spare = fp
+            spareSize = max(1, size)
+        }
         depth.value -= 1
     }
 
