@@ -238,13 +238,7 @@ extension Interpreter {
         defer { run.branches -= 1 }
         do {
             return try await Run.within(run, scope: scope) {
-                // A function that may suspend goes straight to its fiber: the frames of
-                // `invokeAsync` and `callClosureAsync` would stay on the branch's task
-                // while it waits.
-                if case .closure(let c) = f, c.proto.isAsync, !c.proto.isFlow {
-                    return try await Fiber.body(self, c, args, named: nil, at: range)
-                }
-                return try await invokeAsync(f, args, named: nil, range: range)
+                try await invokeAsync(f, args, named: nil, range: range)
             }
         } catch let e as FlowError {
             if e.value.path == nil { e.value.path = scope.prefix }

@@ -94,11 +94,11 @@ public final class StringBox: @unchecked Sendable {
 
 /// A mutable list, shared by reference.
 ///
-/// One allocation holds the list object and its first items (tail-allocated, as many as
-/// the list was made with): a list literal like `[left, right]` costs one `malloc`, not
+/// A list literal keeps its items in the same allocation as the list object
+/// (tail-allocated, as many as it was made with): `[left, right]` costs one `malloc`, not
 /// one for the object and one for an array buffer. A list that grows past them, or that
 /// is handed out as a Swift array (`items`), moves its items to an array (`spilled`) for
-/// good. `count`, the subscript and the methods below work on either without moving.
+/// good; a list made from an array (`make`) keeps that array. `count`, the subscript and the methods below work on either without moving.
 public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sendable {
     public struct Header {
         /// Items in the tail (0 once spilled).
@@ -109,18 +109,12 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
         var spilled: [Value]?
     }
 
-    /// A list of `items`, in the tail.
+    /// A list of `items`, which it keeps as they are (no copy: what builtins make, like
+    /// the results of `map` or `range`, can be long). List literals use the tail.
     public static func make(_ items: [Value] = []) -> ListBox {
-        let box = unsafeDowncast(create(minimumCapacity: items.count) { _ in
-            Header(count: 0, capacity: items.count, spilled: nil)
+        unsafeDowncast(create(minimumCapacity: 0) { _ in
+            Header(count: 0, capacity: 0, spilled: items)
         }, to: ListBox.self)
-        box.withUnsafeMutablePointers { h, e in
-            items.withUnsafeBufferPointer { b in
-                if let base = b.baseAddress { e.initialize(from: base, count: b.count) }
-            }
-            h.pointee.count = items.count
-        }
-        return box
     }
 
     /// A list whose `count` items the caller initializes in `body`, in order; if it throws,

@@ -7,15 +7,26 @@ import Testing
     /// Whether the items are still in the list's tail (not moved to an array).
     func inTail(_ l: ListBox) -> Bool { l.header.spilled == nil }
 
+    /// A list made as a list literal makes it: its items in the tail.
+    func literal(_ items: [Value]) -> ListBox {
+        ListBox.make(count: items.count) { tail, initialized in
+            while initialized < items.count {
+                (tail + initialized).initialize(to: items[initialized])
+                initialized += 1
+            }
+        }
+    }
+
     @Test func readsAndWritesStayInTheTail() {
-        let l = ListBox.make([.int(1), .nilValue])
+        let l = literal([.int(1), .nilValue])
         l[0] = .int(10)
         #expect(l.count == 2 && l[0] == .int(10) && l.isNil(at: 1) && !l.isNil(at: 0))
         #expect(inTail(l))
     }
 
     @Test func growingPastTheTailMovesTheItemsOnce() {
-        let l = ListBox.make([.str("a"), .str("b")])
+        let l = literal([.str("a"), .str("b")])
+        #expect(inTail(l))
         l.append(.str("c"))
         #expect(!inTail(l))
         #expect(l.items == [.str("a"), .str("b"), .str("c")])
@@ -25,12 +36,20 @@ import Testing
     }
 
     @Test func anArrayHandedOutIsACopy() {
-        let l = ListBox.make([.int(1), .int(2)])
+        let l = literal([.int(1), .int(2)])
         let before = l.items
         l[0] = .int(5)
         l.insert(.int(0), at: 0)
         #expect(before == [.int(1), .int(2)])
         #expect(l.items == [.int(0), .int(5), .int(2)])
+    }
+
+    @Test func aListMadeFromAnArrayKeepsIt() {
+        let l = ListBox.make([.int(1), .int(2), .int(3)])
+        #expect(!inTail(l))
+        l[1] = .int(20)
+        l.append(.int(4))
+        #expect(l.count == 4 && l[1] == .int(20) && l.items == [.int(1), .int(20), .int(3), .int(4)])
     }
 
     @Test func aListMadeItemByItemKeepsWhatItHadWhenAnItemFails() {
