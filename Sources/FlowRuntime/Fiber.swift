@@ -259,10 +259,10 @@ final class Fiber {
 
     private func takePreparedWait() throws -> Builtin.Wait {
         let (f, args, _) = takeCall()
-        guard case .builtin(let b) = f, let wait = try m.preparedWait(b, args, named: nil, at: callSite) else {
+        guard case .builtin(let b) = f, let prepare = b.prepareWait else {
             throw FlowError(kind: "internal", message: "a prepared wait without its builtin", at: callSite)
         }
-        return wait
+        return try m.preparedWait(b, prepare, args, at: callSite)
     }
 
     /// The call a step asked for, when it is a wait. Its own function, so that what it

@@ -381,9 +381,7 @@ public final class Interpreter: @unchecked Sendable {
     /// (its map is made when someone looks). The arguments are read where the call keeps
     /// them, without copies; fields whose names are not strings are an error.
     public func emitEvent(_ call: BuiltinCall) throws {
-        guard let run = Run.current else {
-            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: call.range)
-        }
+        let run = try emittingRun(at: call.range)
         let base = call.base
         let type: StringBox
         if let t = Borrow.string(base, Borrow.stringTag) { type = t._withUnsafeGuaranteedRef { intern($0) } } else { type = intern(try call.string(0)) }
@@ -413,9 +411,7 @@ public final class Interpreter: @unchecked Sendable {
     /// `emit(type, {record}, key)` with its arguments evaluated (`EmitRecordNode`): the
     /// fields are the record's entries, with no map made for them.
     func emitEvent(type: Value, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
-        guard let run = Run.current else {
-            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
-        }
+        let run = try emittingRun(at: range)
         guard case .string(let t) = type else {
             throw error(ErrorKind.type, "emit: expects a string as argument 1, found \(type.typeName)", at: range)
         }
@@ -429,9 +425,9 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     /// The run an event from a script or a host goes to: the current one.
-    private func emittingRun(at range: SourceRange?) throws -> Run {
+    private func emittingRun(at range: @autoclosure () -> SourceRange?) throws -> Run {
         guard let run = Run.current else {
-            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range)
+            throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range())
         }
         return run
     }
@@ -604,11 +600,9 @@ public final class Interpreter: @unchecked Sendable {
         }
     }
 
-    /// The wait of a call of a builtin defined by `defineWaiting`, its arguments checked
-    /// (positional only; nil when the builtin has no prepared wait or named arguments are
-    /// given: the call then goes through `callBuiltinAsync`).
-    func preparedWait(_ b: Builtin, _ args: [Value], named: [(String, Value)]?, at range: SourceRange?) throws -> Builtin.Wait? {
-        guard let prepare = b.prepareWait, named == nil else { return nil }
+    /// The wait of a call of a builtin defined by `defineWaiting`, with positional
+    /// arguments (a call with named ones goes through `callBuiltinAsync`), checked.
+    func preparedWait(_ b: Builtin, _ prepare: (inout BuiltinCall) throws -> Builtin.Wait, _ args: [Value], at range: SourceRange?) throws -> Builtin.Wait {
         if !b.accepts(args.count) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(args.count)", at: range)
         }

@@ -163,7 +163,7 @@ public final class MapBox: @unchecked Sendable {
 
     /// The positional fast path of `m[i]`: the value, or nil when it does not apply.
     @inline(__always) func getPositional(_ key: Value) -> Value? {
-        if sequential, case .int(let i) = key, i >= 0, i < positional.count { return positional[i] }
+        if case .int(let i) = key { return getPositional(at: i) }
         return nil
     }
 
@@ -177,9 +177,8 @@ public final class MapBox: @unchecked Sendable {
 
     /// The positional fast path of `m[i] = v`: true when it applied.
     @inline(__always) func setPositional(_ key: Value, _ value: Value) -> Bool {
-        guard sequential, case .int(let i) = key, i >= 0, i <= positional.count else { return false }
-        if i == positional.count { positional.append(value) } else { positional[i] = value }
-        return true
+        guard case .int(let i) = key else { return false }
+        return setPositional(at: i, value)
     }
 
     public func get(_ key: Value) -> Value? {

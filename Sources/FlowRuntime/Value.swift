@@ -98,7 +98,8 @@ public final class StringBox: @unchecked Sendable {
 /// (tail-allocated, as many as it was made with): `[left, right]` costs one `malloc`, not
 /// one for the object and one for an array buffer. A list that grows past them, or that
 /// is handed out as a Swift array (`items`), moves its items to an array (`spilled`) for
-/// good; a list made from an array (`make`) keeps that array. `count`, the subscript and the methods below work on either without moving.
+/// good; a list made from an array (`make`) keeps that array. `count`, the subscript and
+/// the methods below work on either without moving.
 public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sendable {
     public struct Header {
         /// Items in the tail (0 once spilled).
