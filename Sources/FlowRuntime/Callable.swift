@@ -188,8 +188,14 @@ public final class Builtin: @unchecked Sendable {
     /// gives the wait alone, which a fiber awaits in its own frame (no argument storage,
     /// no chain of async frames held while it waits).
     let prepareWait: ((inout BuiltinCall) throws -> Wait)?
-    /// What `prepareWait` gives: the async work of a call.
-    public typealias Wait = () async throws -> Value
+    /// What `prepareWait` gives: the wait of a call.
+    public enum Wait {
+        /// Swift async work, awaited in a task (a branch's fiber gets one for it).
+        case work(() async throws -> Value)
+        /// A timer on the interpreter's clock, ending with nil: a fiber waits for it
+        /// parked, with no Swift task or frame of its own.
+        case timer(nanoseconds: Int)
+    }
     /// True for methods: the receiver is passed as the first argument.
     let isMethod: Bool
 

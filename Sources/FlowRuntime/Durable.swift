@@ -513,16 +513,12 @@ extension Interpreter {
     /// otherwise (decided now, so a plain sleep holds no frame but the timer's).
     public func sleepWait(_ nanoseconds: Int) -> Builtin.Wait {
         if let run = Run.current, run.log != nil {
-            return { [self] in
+            return .work { [self] in
                 try await durableSleep(nanoseconds)
                 return .nilValue
             }
         }
-        let loop = self.loop
-        return {
-            try await loop.sleep(nanoseconds: nanoseconds)
-            return .nilValue
-        }
+        return .timer(nanoseconds: nanoseconds)
     }
 
     /// `sleep` in a run: the deadline is recorded when the timer starts, so after a

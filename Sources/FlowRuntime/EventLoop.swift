@@ -16,9 +16,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     // Locked and waited on through pointers: unchecked, or every lock is an exclusivity check.
     @exclusivity(unchecked) private var mutex = pthread_mutex_t()
     @exclusivity(unchecked) private var condition = pthread_cond_t()
-    /// Runnable jobs, first in first out: `jobs[jobsHead...]` (the head moves, the array
-    /// is compacted now and then, so taking a job costs O(1)).
-    @exclusivity(unchecked) private var jobs: [UnownedJob] = []
+    /// Runnable work, first in first out: `jobs[jobsHead...]` (the head moves, the array
+    /// is compacted now and then, so taking a job costs O(1)). Swift tasks' jobs and
+    /// fibers' turns share the queue, so they run in the order they became runnable.
+    @exclusivity(unchecked) private var jobs: [Item] = []
     @exclusivity(unchecked) private var jobsHead = 0
     /// Pending timers: a binary min-heap on (deadline, id).
     @exclusivity(unchecked) private var timers = TimerHeap()
@@ -40,6 +41,13 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// (the engine's background mode), and durable waits are not suspended.
     @exclusivity(unchecked) var keepAlive = 0
 
+    /// What the loop runs: a Swift job, or work of the runtime's own (a parked fiber's
+    /// next turn, a cancellation sent from another thread).
+    enum Item {
+        case job(UnownedJob)
+        case work(LoopWork)
+    }
+
     struct Timer {
         let deadline: Int
         let id: Int
@@ -60,7 +68,15 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         pthread_mutex_lock(&mutex)
-        jobs.append(unowned)
+        jobs.append(.job(unowned))
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Runs `work` on the loop's thread, after what is runnable now. Any thread may post.
+    func post(_ work: LoopWork) {
+        pthread_mutex_lock(&mutex)
+        jobs.append(.work(work))
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
     }
@@ -107,6 +123,11 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             wait.fire(CancellationError())
         }
     }
+}
+
+/// Work the runtime gives its event loop (`EventLoop.post`).
+protocol LoopWork: AnyObject {
+    func runOnLoop()
 }
 
 /// A continuation resumed exactly once, by the timer or by cancellation, whichever
@@ -182,14 +203,17 @@ extension EventLoop {
         pthread_mutex_lock(&mutex)
         while true {
             if jobsHead < jobs.count {
-                let job = jobs[jobsHead]
+                let item = jobs[jobsHead]
                 jobsHead += 1
                 if jobsHead > 1024 && jobsHead * 2 > jobs.count {
                     jobs.removeFirst(jobsHead)
                     jobsHead = 0
                 }
                 pthread_mutex_unlock(&mutex)
-                job.runSynchronously(on: asUnownedTaskExecutor())
+                switch item {
+                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                case .work(let work): work.runOnLoop()
+                }
                 return true
             }
             if let first = timers.top, cancelled.remove(first.id) != nil {

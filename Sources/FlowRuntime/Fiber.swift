@@ -13,6 +13,9 @@ enum Step {
     /// Wait for Swift async work (parallel branches, a task, a channel, a run's ending),
     /// then step again with its result.
     case wait(() async throws -> Value)
+    /// Wait for a waiter of the runtime (a timer, branches), then step again with its
+    /// result: a branch's fiber parks, with no Swift task.
+    case park(Waiter)
 
     /// Evaluate `n`, then step again with its value.
     static func child(_ n: Node) -> Step { .enter(.passUnretained(n)) }
@@ -28,7 +31,13 @@ enum Step {
 /// task allocation and an executor hop per syntax level; and a suspended run holds its
 /// activations (a few dozen bytes each) and the frames of its calls, instead of a
 /// chain of Swift async frames, about 230 bytes a level (docs/interpreter.md).
-final class Fiber {
+///
+/// A fiber is run one of two ways. Swift async code that calls Flow code runs a fiber
+/// in its own task (`run`), awaiting its waits. The branches of `parallel`, `parallel
+/// for` and `race` are fibers with no task (`begin`, `Branches`): the event loop gives
+/// each its turns, and between them it is parked on a waiter (a timer, its own
+/// branches) or, for other Swift async work, on a task made for that wait alone.
+final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     struct Activation {
         /// Unretained: the node belongs to the body of a function that a closure below
         /// (or the fiber's caller) keeps alive.
@@ -68,14 +77,28 @@ final class Fiber {
     private var named: [(String, Value)]? = nil
     /// The call is a flow's body, run as its run's code (`RunNode`), not a new run.
     private var asRun = false
+    /// A branch's fiber: its branches and index there, what it is parked on, how its
+    /// next turn starts, and whether it has been cancelled.
+    private var branches: Branches?
+    private var index = 0
+    private var parked: Waiter?
+    private var parkedTask: Task<Void, Never>?
+    private var outcome: Result<Value, Error>?
+    private var starting = false
+    private var cancelled = false
 
-    init(_ m: Interpreter, range: SourceRange?) {
+    init(_ m: Interpreter, range: SourceRange?, context: RunContext?, depth: CallDepth) {
         self.m = m
-        let context = Run.context
         self.context = context
-        self.depth = context?.scope?.depth ?? m.rootDepth
+        self.depth = depth
         self.range = range
         stack = .allocate(capacity: capacity)
+    }
+
+    /// A fiber for Swift async code of the current task.
+    convenience init(_ m: Interpreter, range: SourceRange?) {
+        let context = Run.context
+        self.init(m, range: range, context: context, depth: context?.scope?.depth ?? m.rootDepth)
     }
 
     deinit {
@@ -151,11 +174,45 @@ final class Fiber {
         return try await f.run(nil)
     }
 
-    /// Runs until the stack is empty: `first` is the work to start with (or nil to step
-    /// the activation on top).
+    /// Why a fiber's steps stopped: its stack emptied with a value, or it must wait.
+    private enum Halt {
+        case value(Value)
+        /// Swift async work, awaited in a task.
+        case work(() async throws -> Value)
+        /// A waiter of the runtime.
+        case park(Waiter)
+    }
+
+    /// Runs in the current task until the stack is empty, awaiting each wait: `first` is
+    /// the work to start with (or nil to step the activation on top).
     func run(_ first: Step?) async throws -> Value {
         var next: Step
         if let first { next = first } else { next = try stepTop(.nilValue) }
+        while true {
+            let input: Value
+            do {
+                switch try advance(next) {
+                case .value(let v): return v
+                case .work(let work):
+                    dropSpare()
+                    input = try await work()
+                case .park(let w):
+                    dropSpare()
+                    input = try await Fiber.park(w, on: m.loop)
+                }
+            } catch {
+                next = try unwind(error)
+                continue
+            }
+            if count == 0 { return input }
+            next = try stepTop(input)
+        }
+    }
+
+    /// Steps until the stack empties or a wait comes. An error no activation handles
+    /// leaves the fiber; one raised by a wait is the caller's to unwind.
+    private func advance(_ first: Step) throws -> Halt {
+        var next = first
         while true {
             let input: Value
             switch next {
@@ -166,41 +223,166 @@ final class Fiber {
                 input = .nilValue
             case .call:
                 do {
-                    if asRun || !waits(callee) {
-                        asRun = false
-                        let (f, args, named) = takeCall()
-                        input = try enter(f, args, named) ?? .nilValue
-                    } else if case .closure(let c) = callee, context != nil {
-                        // A flow called by code that has a run: its run goes on this fiber.
-                        let (_, args, named) = takeCall()
-                        switch try startFlow(c, args, named) {
-                        case .value(let v): input = v
-                        case .pushed: input = .nilValue
-                        case .wait(let work):
-                            dropSpare()
-                            input = try await work()
-                        }
-                    } else if case .builtin(let b) = callee, b.prepareWait != nil, named == nil {
-                        dropSpare()
-                        input = try await preparedWait()
-                    } else {
-                        dropSpare()
-                        input = try await callAndWait()
+                    switch try startCall() {
+                    case .value(let v): input = v
+                    case let halt: return halt
                     }
                 } catch {
                     next = try unwind(error)
                     continue
                 }
             case .wait(let work):
-                dropSpare()
-                do { input = try await work() } catch {
-                    next = try unwind(error)
-                    continue
-                }
+                return .work(work)
+            case .park(let w):
+                return .park(w)
             }
-            if count == 0 { return input }
+            if count == 0 { return .value(input) }
             next = try stepTop(input)
         }
+    }
+
+    /// The call a step asked for: a value when it ended at once (nil when its body's
+    /// activation is on top), or the wait it needs.
+    private func startCall() throws -> Halt {
+        if asRun || !waits(callee) {
+            asRun = false
+            let (f, args, named) = takeCall()
+            return .value(try enter(f, args, named) ?? .nilValue)
+        }
+        if case .closure(let c) = callee, context != nil, count > 0 {
+            // A flow called by code that has a run: its run goes on this fiber.
+            let (_, args, named) = takeCall()
+            switch try startFlow(c, args, named) {
+            case .value(let v): return .value(v)
+            case .pushed: return .value(.nilValue)
+            case .wait(let work): return .work(work)
+            }
+        }
+        if case .builtin(let b) = callee, let prepare = b.prepareWait, named == nil {
+            let (_, args, _) = takeCall()
+            switch try m.preparedWait(b, prepare, args, at: callSite) {
+            case .work(let work): return .work(work)
+            case .timer(let ns): return .park(TimerWait(m.loop, nanoseconds: ns))
+            }
+        }
+        let (f, args, named) = takeCall()
+        let site = callSite
+        let m = self.m
+        return .work {
+            if case .closure(let c) = f { return try await m.runFlow(c, args, named: named, at: site) }
+            guard case .builtin(let b) = f else { return .nilValue }
+            return try await m.callBuiltinAsync(b, args, named: named, at: site)
+        }
+    }
+
+    /// Awaits a waiter from Swift async code; cancelling the task cancels the waiter.
+    static func park(_ w: Waiter, on loop: EventLoop) async throws -> Value {
+        let target = ContinuationTarget()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Value, Error>) in
+                target.continuation = c
+                w.start(target)
+            }
+        } onCancel: {
+            loop.post(CancelWait(w))
+        }
+    }
+
+    /// Starts a branch: its first turn calls `f` with `args`.
+    func begin(_ owner: Branches, index i: Int, _ f: Value, _ args: [Value]) {
+        branches = owner
+        index = i
+        callee = f
+        arguments = args
+        starting = true
+        m.loop.post(self)
+    }
+
+    /// A branch's waiter ended: its next turn goes on with the outcome.
+    func resume(_ outcome: Result<Value, Error>) {
+        self.outcome = outcome
+        m.loop.post(self)
+    }
+
+    /// A branch's turn, on the loop's thread: with its context bound, it steps until it
+    /// waits again or ends; then what it waits for starts (outside the binding, so a
+    /// task made for it does not copy it).
+    func runOnLoop() {
+        parked = nil
+        parkedTask = nil
+        guard let halt = Run.$context.withValue(context, operation: turn) else { return }
+        dropSpare()
+        // A cancelled branch's waits are cancelled as they start, as a cancelled task's
+        // are: those that check end at once, the others (a run's ending) go on.
+        switch halt {
+        case .park(let w):
+            parked = w
+            w.start(self)
+            if cancelled { w.cancel() }
+        case .work(let work):
+            let t = task(for: work)
+            parkedTask = t
+            if cancelled { t.cancel() }
+        case .value:
+            break
+        }
+    }
+
+    /// Steps a branch until it waits (the wait is returned) or ends (nil).
+    private func turn() -> Halt? {
+        do {
+            let next: Step
+            if starting {
+                starting = false
+                next = .call
+            } else {
+                let o = outcome!
+                outcome = nil
+                switch o {
+                case .success(let v):
+                    if count == 0 { ended(.success(v)); return nil }
+                    next = try stepTop(v)
+                case .failure(let e):
+                    next = try unwind(e)
+                }
+            }
+            let halt = try advance(next)
+            if case .value(let v) = halt { ended(.success(v)); return nil }
+            return halt
+        } catch {
+            ended(.failure(error))
+            return nil
+        }
+    }
+
+    /// Swift async work a branch waits for, in a task made for it: the fiber's next turn
+    /// gets its outcome.
+    private func task(for work: @escaping () async throws -> Value) -> Task<Void, Never> {
+        let w = UnsafeSendable(work)
+        return Task(executorPreference: m.loop) { [self] in
+            let outcome: Result<Value, Error>
+            do {
+                outcome = .success(try await Run.$context.withValue(context) { try await w.value() })
+            } catch {
+                outcome = .failure(error)
+            }
+            resume(outcome)
+        }
+    }
+
+    private func ended(_ outcome: Result<Value, Error>) {
+        let b = branches
+        branches = nil
+        b?.ended(index, outcome)
+    }
+
+    /// Cancels a branch (on the loop's thread): what it is parked on ends now, and it
+    /// stops at its next wait.
+    func cancel() {
+        if cancelled { return }
+        cancelled = true
+        parked?.cancel()
+        parkedTask?.cancel()
     }
 
     /// How a flow call starts on a fiber (`startFlow`).
@@ -246,33 +428,6 @@ final class Fiber {
         if case .closure(let c) = f { return c.proto.isFlow }
         if case .builtin(let b) = f { return b.suspendingBody != nil }
         return false
-    }
-
-    /// The requested call of a builtin that waits (`sleep`): its arguments are checked
-    /// and only its wait is awaited. Its own function, so that `run`'s frame stays small;
-    /// this one holds the wait alone.
-    @inline(never)
-    private func preparedWait() async throws -> Value {
-        let wait = try takePreparedWait()
-        return try await wait()
-    }
-
-    private func takePreparedWait() throws -> Builtin.Wait {
-        let (f, args, _) = takeCall()
-        guard case .builtin(let b) = f, let prepare = b.prepareWait else {
-            throw FlowError(kind: "internal", message: "a prepared wait without its builtin", at: callSite)
-        }
-        return try m.preparedWait(b, prepare, args, at: callSite)
-    }
-
-    /// The call a step asked for, when it is a wait. Its own function, so that what it
-    /// needs across the wait is in its frame only while it waits, not in `run`'s.
-    @inline(never)
-    private func callAndWait() async throws -> Value {
-        let (f, args, named) = takeCall()
-        if case .closure(let c) = f { return try await m.runFlow(c, args, named: named, at: callSite) }
-        guard case .builtin(let b) = f else { return .nilValue }
-        return try await m.callBuiltinAsync(b, args, named: named, at: callSite)
     }
 
     /// Steps the activation on top; an error it throws unwinds.

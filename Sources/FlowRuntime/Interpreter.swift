@@ -202,8 +202,7 @@ public final class Interpreter: @unchecked Sendable {
                                           body: { call in throw call.error("cannot wait here", kind: "internal") },
                                           suspendingBody: { call in
                                               var c = call
-                                              let wait = try prepare(&c)
-                                              return try await wait()
+                                              return try await c.interpreter.wait(for: try prepare(&c))
                                           },
                                           prepareWait: prepare))
     }
@@ -610,6 +609,16 @@ public final class Interpreter: @unchecked Sendable {
             var call = BuiltinCall(name: b.name, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
                                    count: buffer.count, interpreter: self, range: range)
             return try prepare(&call)
+        }
+    }
+
+    /// Waits for a prepared wait from Swift async code.
+    func wait(for wait: Builtin.Wait) async throws -> Value {
+        switch wait {
+        case .work(let work): return try await work()
+        case .timer(let ns):
+            try await loop.sleep(nanoseconds: ns)
+            return .nilValue
         }
     }
 

@@ -83,9 +83,9 @@ final class NodeNode: Node {
 /// `parallel { a: …, b: … }` (all branches; a record of their results) and
 /// `race { a: …, b: … }` (the first to succeed; the others are cancelled).
 ///
-/// Branches run as child tasks on the run's event loop, so they interleave only where
-/// they suspend. An error in a `parallel` branch cancels its siblings and surfaces with
-/// the branch's path (`e.path`); a cancelled branch emits `branch:cancelled`.
+/// Branches are fibers the run's event loop runs (`Branches`), so they interleave only
+/// where they suspend. An error in a `parallel` branch cancels its siblings and surfaces
+/// with the branch's path (`e.path`); a cancelled branch emits `branch:cancelled`.
 final class ParallelNode: Node {
     let names: [String]
     let bodies: [Node]
@@ -98,30 +98,45 @@ final class ParallelNode: Node {
     }
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let closures = try bodies.map { try $0.eval(fp, m) }
-        return try m.loop.run { [self] in try await self.branches(closures, m) }
+        let b = try branches(fp, m, Run.context)
+        return try finish(b, try m.loop.run { try await Fiber.park(b, on: m.loop) }, m)
     }
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let closures = try bodies.map { try $0.eval(fp, m) }
-        return try await branches(closures, m)
+        let b = try branches(fp, m, Run.context)
+        return try finish(b, try await Fiber.park(b, on: m.loop), m)
     }
 
-    func branches(_ closures: [Value], _ m: Interpreter) async throws -> Value {
-        guard let run = Run.current else {
+    // State 1: the branches run (`a.extra`).
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0 {
+            let b = try branches(a.fp, f.m, f.context)
+            a.extra = b
+            a.state = 1
+            return .park(b)
+        }
+        return .done(try finish(unsafeDowncast(a.extra!, to: Branches.self), input, f.m))
+    }
+
+    private func branches(_ fp: Frame, _ m: Interpreter, _ context: RunContext?) throws -> Branches {
+        guard let run = context?.run else {
             throw m.error(ErrorKind.value, "'\(isRace ? "race" : "parallel")' runs only inside a flow", at: range)
         }
-        let scope = Run.scope ?? run.rootScope
-        let base = scope.next(isRace ? "race" : "parallel")
-        let depth = m.callDepth.value
-        let work = closures.enumerated().map { (i, c) in (i, c, PathScope(prefix: "\(base)/\(names[i])", depth: CallDepth(depth))) }
+        let closures = try bodies.map { try $0.eval(fp, m) }
+        let base = (context?.scope ?? run.rootScope).next(isRace ? "race" : "parallel")
+        let depth = (context?.scope?.depth ?? m.rootDepth).value
+        let names = self.names
+        return Branches(m, run: run, path: base, functions: closures, items: nil, limit: closures.count,
+                        race: isRace, range: range) { i in PathScope(prefix: "\(base)/\(names[i])", depth: CallDepth(depth)) }
+    }
+
+    private func finish(_ b: Branches, _ v: Value, _ m: Interpreter) throws -> Value {
         if isRace {
-            let (i, v) = try await m.race(work, run: run, range: range)
-            try m.emit(run, "race:won", [("path", .str(base)), ("branch", .str(names[i]))])
+            try m.emit(b.run, "race:won", [("path", .str(b.path)), ("branch", .str(names[b.winner ?? 0]))])
             return v
         }
-        let values = try await m.all(work, limit: work.count, run: run, range: range)
-        return .map(MapBox(zip(names, values).map { ($0, $1) }))
+        guard case .list(let values) = v else { return v }
+        return .map(MapBox(zip(names, values.items).map { ($0, $1) }))
     }
 }
 
@@ -138,7 +153,7 @@ final class ParallelForNode: Node {
         yields = true
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter) throws -> ([Value], Int, Value) {
+    private func branches(_ fp: Frame, _ m: Interpreter, _ context: RunContext?) throws -> Branches {
         let items: [Value]
         switch try iterable.eval(fp, m) {
         case .list(let l): items = l.items
@@ -153,86 +168,37 @@ final class ParallelForNode: Node {
             }
             n = l
         }
-        return (items, max(1, n), try body.eval(fp, m))
+        let f = try body.eval(fp, m)
+        guard let run = context?.run else {
+            throw m.error(ErrorKind.value, "'parallel for' runs only inside a flow", at: range)
+        }
+        let base = (context?.scope ?? run.rootScope).next("parallel")
+        let depth = (context?.scope?.depth ?? m.rootDepth).value
+        return Branches(m, run: run, path: base, functions: [f], items: items, limit: n, race: false,
+                        range: range) { i in PathScope(base: base, index: i, depth: CallDepth(depth)) }
     }
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (items, n, f) = try prepare(fp, m)
-        return try m.loop.run { [self] in try await self.run(items, n, f, m) }
+        let b = try branches(fp, m, Run.context)
+        return try m.loop.run { try await Fiber.park(b, on: m.loop) }
     }
 
     override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let (items, n, f) = try prepare(fp, m)
-        return try await run(items, n, f, m)
+        try await Fiber.park(try branches(fp, m, Run.context), on: m.loop)
     }
 
-    func run(_ items: [Value], _ limit: Int, _ f: Value, _ m: Interpreter) async throws -> Value {
-        guard let run = Run.current else {
-            throw m.error(ErrorKind.value, "'parallel for' runs only inside a flow", at: range)
+    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
+        if a.state == 0 {
+            a.state = 1
+            return .park(try branches(a.fp, f.m, f.context))
         }
-        let base = (Run.scope ?? run.rootScope).next("parallel")
-        let depth = m.callDepth.value
-        let work = items.indices.map { i in (i, f, PathScope(base: base, index: i, depth: CallDepth(depth))) }
-        return .list(try await m.all(work, arguments: items, limit: limit, run: run, range: range))
+        return .done(input)
     }
 }
 
 extension Interpreter {
-    /// Runs branches with at most `limit` at once; results in branch order. The first
-    /// error cancels the rest and is thrown, marked with its branch's path.
-    func all(_ work: [(Int, Value, PathScope)], arguments: [Value]? = nil, limit: Int, run: Run, range: SourceRange) async throws -> [Value] {
-        // Results are written through a buffer: a captured array would be checked for
-        // exclusive access on every write.
-        let results = UnsafeMutableBufferPointer<Value>.allocate(capacity: max(1, work.count))
-        results.initialize(repeating: .nilValue)
-        defer { results.deinitialize(); results.deallocate() }
-        try await withThrowingTaskGroup(of: (Int, Value).self) { group in
-            var next = 0
-            func start() {
-                let (i, f, path) = work[next]
-                let args = arguments.map { [$0[i]] } ?? []
-                next += 1
-                group.addTask { [self] in (i, try await branch(f, args, path: path, run: run, range: range)) }
-            }
-            while next < min(limit, work.count) { start() }
-            do {
-                while let (i, v) = try await group.next() {
-                    results[i] = v
-                    if next < work.count { start() }
-                }
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-        }
-        return Array(results.prefix(work.count))
-    }
-
-    /// Runs branches until one succeeds; cancels the rest. When all fail, throws the
-    /// first branch's error.
-    func race(_ work: [(Int, Value, PathScope)], run: Run, range: SourceRange) async throws -> (Int, Value) {
-        try await withThrowingTaskGroup(of: (Int, Result<Value, Error>).self) { group in
-            for (i, f, path) in work {
-                group.addTask { [self] in
-                    do { return (i, .success(try await branch(f, [], path: path, run: run, range: range))) } catch { return (i, .failure(error)) }
-                }
-            }
-            var failures: [(Int, Error)] = []
-            while let (i, r) = try await group.next() {
-                switch r {
-                case .success(let v):
-                    group.cancelAll()
-                    return (i, v)
-                case .failure(let e):
-                    failures.append((i, e))
-                }
-            }
-            throw failures.min { $0.0 < $1.0 }?.1 ?? FlowError(kind: ErrorKind.value, message: "race has no branches", at: range)
-        }
-    }
-
-    /// One branch: its own path scope, `branch:cancelled` when cancelled, errors marked
-    /// with the branch's path.
+    /// A spawned task's code: its own path scope, `branch:cancelled` when cancelled,
+    /// errors marked with its path.
     func branch(_ f: Value, _ args: [Value], path scope: PathScope, run: Run, range: SourceRange) async throws -> Value {
         run.branches += 1
         defer { run.branches -= 1 }
