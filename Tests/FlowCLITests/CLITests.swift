@@ -67,6 +67,16 @@ import Testing
         #expect(r.stdout.contains("cancel flight LH-400\n"))
     }
 
+    /// On the CLI's default store run ids name the script (the golden runner's are
+    /// `run-N`): the example finds its run by flow, as a user's script would.
+    @Test func speculativeExampleShowsTheRaceOnTheDefaultStore() throws {
+        let r = try CLITests.flow(["run", "--events", "none", "Examples/speculative.flow"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("  branch:cancelled answer_fast/race#0/large\n"))
+        #expect(r.stdout.contains("  race:won answer_fast/race#0\n"))
+        #expect(r.stdout.hasSuffix("best: large model Paris, France\n"))
+    }
+
     @Test func readmeSnippetIsPartOfATestedExample() throws {
         let readme = try String(contentsOf: CLITests.root.appendingPathComponent("README.md"), encoding: .utf8)
         let example = try String(contentsOf: CLITests.root.appendingPathComponent("Examples/retry_with_backoff.flow"), encoding: .utf8)
