@@ -131,7 +131,7 @@ final class Branches: Waiter, @unchecked Sendable {
         let s = scope(i)
         let fiber = Fiber(m, range: range, context: RunContext(run: run, scope: s), depth: s.depth)
         fibers[i] = fiber
-        fiber.begin(self, index: i, items.map { _ in functions[0] } ?? functions[i], items.map { [$0[i]] } ?? [])
+        fiber.begin(self, index: i, items == nil ? functions[i] : functions[0], items?[i])
     }
 
     /// Branch `i` ended (on its fiber's last turn).

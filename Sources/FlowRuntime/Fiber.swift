@@ -75,6 +75,11 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     private var callee = Value.nilValue
     private var arguments: [Value] = []
     private var named: [(String, Value)]? = nil
+    /// The arguments of a call of one or two (a node's engine call, most calls), held
+    /// here instead of in an array: how many, or -1 when `arguments` has them.
+    private var arg0 = Value.nilValue
+    private var arg1 = Value.nilValue
+    private var registered = -1
     /// The call is a flow's body, run as its run's code (`RunNode`), not a new run.
     private var asRun = false
     /// A branch's fiber: its branches and index there, what it is parked on, how its
@@ -116,9 +121,42 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         return .call
     }
 
+    /// A step's request to call `f` with one argument.
+    @inline(__always)
+    func call(_ f: Value, _ a0: consuming Value) -> Step {
+        callee = f
+        arg0 = a0
+        registered = 1
+        return .call
+    }
+
+    /// A step's request to call `f` with two arguments.
+    @inline(__always)
+    func call(_ f: Value, _ a0: consuming Value, _ a1: consuming Value) -> Step {
+        callee = f
+        arg0 = a0
+        arg1 = a1
+        registered = 2
+        return .call
+    }
+
+    /// The registered arguments, moved into `arguments` (for the calls that need an array).
+    @inline(never)
+    private func spill() {
+        switch registered {
+        case 0: arguments = []
+        case 1: arguments = [arg0]
+        default: arguments = [arg0, arg1]
+        }
+        arg0 = .nilValue
+        arg1 = .nilValue
+        registered = -1
+    }
+
     /// The call a step asked for, taken out of the fiber's registers.
     @inline(__always)
     private func takeCall() -> (Value, [Value], [(String, Value)]?) {
+        if registered >= 0 { spill() }
         defer {
             callee = .nilValue
             arguments = []
@@ -246,6 +284,10 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     private func startCall() throws -> Halt {
         if asRun || !waits(callee) {
             asRun = false
+            if registered >= 0, named == nil, case .closure(let c) = callee, c.proto.isAsync, c.proto.arity == registered {
+                try enterRegistered(c)
+                return .value(.nilValue)
+            }
             let (f, args, named) = takeCall()
             return .value(try enter(f, args, named) ?? .nilValue)
         }
@@ -288,12 +330,17 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         }
     }
 
-    /// Starts a branch: its first turn calls `f` with `args`.
-    func begin(_ owner: Branches, index i: Int, _ f: Value, _ args: [Value]) {
+    /// Starts a branch: its first turn calls `f` with `item` (`parallel for`) or nothing.
+    func begin(_ owner: Branches, index i: Int, _ f: Value, _ item: Value?) {
         branches = owner
         index = i
         callee = f
-        arguments = args
+        if let item {
+            arg0 = item
+            registered = 1
+        } else {
+            registered = 0
+        }
         starting = true
         m.loop.post(self)
     }
@@ -453,12 +500,39 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     /// and its body's activation (nil is returned: the body steps next).
     private func enter(_ f: Value, _ args: [Value], _ named: [(String, Value)]?) throws -> Value? {
         guard case .closure(let c) = f else { return try m.invoke(f, args, named: named, range: callSite ?? Fiber.noRange) }
+        if !c.proto.isAsync { return try m.callClosure(c, args, named: named, at: callSite) }
+        let site = callSite
+        let fp = try pushBody(c)
+        // A bad argument unwinds through the callee, like an error of its body.
+        try m.bind(c, args, named: named, into: fp, at: site)
+        return nil
+    }
+
+    /// Starts the call of an async closure that takes exactly the registered arguments:
+    /// they move into its frame.
+    private func enterRegistered(_ c: Closure) throws {
+        callee = .nilValue
+        let n = registered
+        registered = -1
+        let fp: Frame
+        do { fp = try pushBody(c) } catch {
+            arg0 = .nilValue
+            arg1 = .nilValue
+            throw error
+        }
+        // Swapped with the frame's cleared slots: moved, with no retain or release.
+        swap(&fp[0], &arg0)
+        if n == 2 { swap(&fp[1], &arg1) }
+        m.completeFrame(c, fp)
+    }
+
+    /// Pushes the activation of a call of the async closure `c`, with a frame of its own.
+    @inline(__always)
+    private func pushBody(_ c: Closure) throws -> Frame {
         let p = c.proto
-        if !p.isAsync { return try m.callClosure(c, args, named: named, at: callSite) }
         // Async calls count their depth per task: a suspended call holds no native stack,
         // and thousands of tasks suspended at once are not a deep recursion.
         guard depth.value + m.depth < m.maxCallDepth else { throw m.recursionError(callSite) }
-        let site = callSite
         // Async frames live on the heap: a suspended call must not pin the value stack.
         let fp = frame(p.frameSize)
         clearFrame(fp, p.frameSize)
@@ -466,9 +540,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         var a = Activation(node: p.bodyRef, fp: fp)
         a.callee = c
         push(a)
-        // A bad argument unwinds through the callee, like an error of its body.
-        try m.bind(c, args, named: named, into: fp, at: site)
-        return nil
+        return fp
     }
 
     static let noRange = SourceRange(file: SourceFile(path: "<fiber>", text: ""), start: 0, end: 0)

@@ -537,8 +537,7 @@ public final class Interpreter: @unchecked Sendable {
         if named == nil && args.count == arity {
             // Every parameter given by position (the common call): nothing to track.
             for (i, a) in args.enumerated() { fp[i] = a }
-            c.placeCaptures(fp, after: arity)
-            for slot in p.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
+            completeFrame(c, fp)
             return
         }
         var given = Array(repeating: false, count: arity)
@@ -561,6 +560,14 @@ public final class Interpreter: @unchecked Sendable {
             fp[i] = try d.eval(fp, self)
         }
         for slot in p.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
+    }
+
+    /// Finishes the frame of a call whose parameters are in place: the captures after
+    /// them, the parameters that closures capture in cells.
+    @inline(__always)
+    func completeFrame(_ c: Closure, _ fp: Frame) {
+        c.placeCaptures(fp, after: c.proto.arity)
+        for slot in c.proto.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
     }
 
     func arityText(_ p: FunctionProto) -> String {

@@ -181,7 +181,7 @@ final class Call1Node: Node {
         if a.state != 0 { return .done(input) }
         a.state = 1
         let callee = try self.callee.eval(a.fp, f.m)
-        return f.call(callee, [try a0.eval(a.fp, f.m)], nil)
+        return f.call(callee, try a0.eval(a.fp, f.m))
     }
     override var callRange: SourceRange? { range }
 }
@@ -217,7 +217,7 @@ final class Call2Node: Node {
         a.state = 1
         let callee = try self.callee.eval(a.fp, f.m)
         let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
-        return f.call(callee, [x, y], nil)
+        return f.call(callee, x, y)
     }
     override var callRange: SourceRange? { range }
 }

@@ -134,7 +134,7 @@ final class CallGlobal1Node: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 { return .done(input) }
         a.state = 1
-        return f.call(cell.value, [try a0.eval(a.fp, f.m)], nil)
+        return f.call(cell.value, try a0.eval(a.fp, f.m))
     }
     override var callRange: SourceRange? { range }
 }
@@ -163,7 +163,7 @@ final class CallGlobal2Node: Node {
         if a.state != 0 { return .done(input) }
         a.state = 1
         let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
-        return f.call(cell.value, [x, y], nil)
+        return f.call(cell.value, x, y)
     }
     override var callRange: SourceRange? { range }
 }

@@ -16,7 +16,7 @@ final class NodeNode: Node {
         self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext?, depth: CallDepth) throws -> (Value, [Value], PathScope, RunContext) {
+    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext?, depth: CallDepth) throws -> (Value, Value, Value, PathScope, RunContext) {
         guard let context, let run = context.run else {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
@@ -32,18 +32,18 @@ final class NodeNode: Node {
         guard let runner = m.runNode else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
-        return (runner, [.map(node), try body.eval(fp, m)], PathScope(prefix: path, depth: depth), context)
+        return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth), context)
     }
 
     // The engine runs the node in the node's own path scope: what happens inside it
     // (nested nodes, timers, effects) is keyed under the node's path, so a replay that
     // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (runner, args, scope, context) = try prepare(fp, m, Run.context, depth: m.callDepth)
+        let (runner, step, body, scope, context) = try prepare(fp, m, Run.context, depth: m.callDepth)
         let outer = context.scope
         context.scope = scope
         defer { context.scope = outer }
-        return try m.invoke(runner, args, named: nil, range: range)
+        return try m.invoke(runner, [step, body], named: nil, range: range)
     }
 
     // State 1: the engine runs the node, in the node's scope (`a.extra` keeps the
@@ -54,12 +54,12 @@ final class NodeNode: Node {
             f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
             return .done(input)
         }
-        let (runner, args, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
+        let (runner, step, body, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
         a.extra = context.scope
-        a.value = args[0]
+        a.value = step
         context.scope = scope
         a.state = 1
-        return f.call(runner, args, nil)
+        return f.call(runner, step, body)
     }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {

@@ -209,6 +209,8 @@ public final class PathScope: @unchecked Sendable {
             }
             i += 1
         }
+        // Room for a few names at once: a flow's nodes are a handful of names.
+        if nodeCounts.isEmpty { nodeCounts.reserveCapacity(4) }
         nodeCounts.append((name, 1))
         return path(name.value, 0)
     }
@@ -508,8 +510,10 @@ extension Interpreter {
     @inline(never)
     func beginRun(_ run: Run, _ args: [Value], resumed: Bool) throws {
         let k = keys
-        let lineage = [EventKeys.field(k.flow, .str(run.flow)), EventKeys.field(k.args, .list(args)),
-                       EventKeys.field(k.parent, run.parent.map { .str($0.id) } ?? .nilValue)]
+        // The flow's name is interned (one box for every run of it), the parent's id is
+        // its box: a run's start makes no string boxes.
+        let lineage = [EventKeys.field(k.flow, .string(intern(run.flow))), EventKeys.field(k.args, .list(args)),
+                       EventKeys.field(k.parent, run.parent.map { .string($0.idBox) } ?? .nilValue)]
         if let log = run.log, resumed {
             try emit(run, intern("run:resumed"), lineage, key: "event:run:resumed#\(log.nextSeq)")
         } else {
