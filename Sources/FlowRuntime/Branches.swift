@@ -93,6 +93,9 @@ final class Branches: Waiter, @unchecked Sendable {
     private(set) var winner: Int?
     private var won = Value.nilValue
     private var target: WaitTarget?
+    /// The largest stack (in activations) a branch's fiber has needed: the next ones
+    /// start with that much.
+    var stackSize = 4
 
     init(_ m: Interpreter, run: Run, path: String, functions: [Value], items: [Value]?, limit: Int, race: Bool,
          range: SourceRange, scope: @escaping (Int) -> PathScope) {

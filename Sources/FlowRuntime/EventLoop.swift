@@ -16,15 +16,14 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     // Locked and waited on through pointers: unchecked, or every lock is an exclusivity check.
     @exclusivity(unchecked) private var mutex = pthread_mutex_t()
     @exclusivity(unchecked) private var condition = pthread_cond_t()
-    /// Runnable work, first in first out: `jobs[jobsHead...]` (the head moves, the array
-    /// is compacted now and then, so taking a job costs O(1)). Swift tasks' jobs and
-    /// fibers' turns share the queue, so they run in the order they became runnable.
-    @exclusivity(unchecked) private var jobs: [Item] = []
-    @exclusivity(unchecked) private var jobsHead = 0
+    /// Runnable work, first in first out. Swift tasks' jobs and fibers' turns share the
+    /// queue, so they run in the order they became runnable.
+    @exclusivity(unchecked) private var jobs = RingQueue<Item>()
     /// Pending timers: a binary min-heap on (deadline, id).
     @exclusivity(unchecked) private var timers = TimerHeap()
-    /// Ids of timers cancelled before they fired: dropped when they reach the top.
-    @exclusivity(unchecked) private var cancelled: Set<Int> = []
+    /// Ids of the timers that have neither fired nor been cancelled. A cancelled timer
+    /// stays in the heap until it reaches the top, and is dropped there.
+    @exclusivity(unchecked) private var pending = IDSet()
     @exclusivity(unchecked) private var nextTimerID = 0
     /// Timers that do not keep the loop alive (polls, deadlines the host lets lapse),
     /// and how many of the others are pending.
@@ -51,6 +50,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     struct Timer {
         let deadline: Int
         let id: Int
+        let background: Bool
         let fire: @Sendable () -> Void
     }
 
@@ -61,6 +61,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     deinit {
+        jobs.release()
         pthread_mutex_destroy(&mutex)
         pthread_cond_destroy(&condition)
     }
@@ -68,7 +69,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         pthread_mutex_lock(&mutex)
-        jobs.append(.job(unowned))
+        jobs.push(.job(unowned))
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
     }
@@ -76,7 +77,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Runs `work` on the loop's thread, after what is runnable now. Any thread may post.
     func post(_ work: LoopWork) {
         pthread_mutex_lock(&mutex)
-        jobs.append(.work(work))
+        jobs.push(.work(work))
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
     }
@@ -88,7 +89,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         nextTimerID += 1
         if isBackground { background.insert(nextTimerID) } else { foreground += 1 }
-        let timer = Timer(deadline: deadline, id: nextTimerID, fire: fire)
+        pending.insert(nextTimerID)
+        let timer = Timer(deadline: deadline, id: nextTimerID, background: isBackground, fire: fire)
         // Equal deadlines fire in the order they were set (the id breaks ties).
         timers.push(timer)
         pthread_cond_signal(&condition)
@@ -101,8 +103,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     func cancelTimer(_ id: Int) -> Bool {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        guard timers.contains(id: id), cancelled.insert(id).inserted else { return false }
-        if background.remove(id) == nil { foreground -= 1 }
+        guard pending.remove(id) else { return false }
+        if background.isEmpty || background.remove(id) == nil { foreground -= 1 }
         return true
     }
 
@@ -202,13 +204,8 @@ extension EventLoop {
     private func runOne() -> Bool {
         pthread_mutex_lock(&mutex)
         while true {
-            if jobsHead < jobs.count {
-                let item = jobs[jobsHead]
-                jobsHead += 1
-                if jobsHead > 1024 && jobsHead * 2 > jobs.count {
-                    jobs.removeFirst(jobsHead)
-                    jobsHead = 0
-                }
+            if !jobs.isEmpty {
+                let item = jobs.pop()
                 pthread_mutex_unlock(&mutex)
                 switch item {
                 case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
@@ -216,7 +213,7 @@ extension EventLoop {
                 }
                 return true
             }
-            if let first = timers.top, cancelled.remove(first.id) != nil {
+            if let first = timers.top, !pending.contains(first.id) {
                 _ = timers.pop()
                 continue
             }
@@ -224,20 +221,21 @@ extension EventLoop {
                 pthread_mutex_unlock(&mutex)
                 if idle() { return true }
                 pthread_mutex_lock(&mutex)
-                if jobsHead < jobs.count { continue }
+                if !jobs.isEmpty { continue }
             }
             if foreground == 0, keepAlive == 0, let stall = onStall {
                 pthread_mutex_unlock(&mutex)
                 if stall() { return true }
                 pthread_mutex_lock(&mutex)
-                if jobsHead < jobs.count { continue }
+                if !jobs.isEmpty { continue }
             }
             if let first = timers.top {
                 let now = clock.now()
                 if first.deadline <= now || clock.isVirtual {
                     if clock.isVirtual && first.deadline > now { clock.advance(to: first.deadline) }
                     _ = timers.pop()
-                    if background.remove(first.id) == nil { foreground -= 1 }
+                    pending.remove(first.id)
+                    if first.background { background.remove(first.id) } else { foreground -= 1 }
                     pthread_mutex_unlock(&mutex)
                     first.fire()
                     return true
@@ -310,45 +308,142 @@ struct UnsafeSendable<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-/// A binary min-heap of timers ordered by (deadline, id).
+/// A binary min-heap of timers ordered by (deadline, id). Sifting moves a hole instead
+/// of swapping: each level costs one move.
 struct TimerHeap {
     private var items: [EventLoop.Timer] = []
-    private var ids: Set<Int> = []
 
     var top: EventLoop.Timer? { items.first }
-    func contains(id: Int) -> Bool { ids.contains(id) }
 
     private static func before(_ a: EventLoop.Timer, _ b: EventLoop.Timer) -> Bool {
-        (a.deadline, a.id) < (b.deadline, b.id)
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.id < b.id)
     }
 
     mutating func push(_ t: EventLoop.Timer) {
         items.append(t)
-        ids.insert(t.id)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard TimerHeap.before(items[i], items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
+        items.withUnsafeMutableBufferPointer { h in
+            var i = h.count - 1
+            let moving = (h.baseAddress! + i).move()
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard TimerHeap.before(moving, h[parent]) else { break }
+                (h.baseAddress! + i).moveInitialize(from: h.baseAddress! + parent, count: 1)
+                i = parent
+            }
+            (h.baseAddress! + i).initialize(to: moving)
         }
     }
 
     mutating func pop() -> EventLoop.Timer? {
         guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let t = items.removeLast()
-        ids.remove(t.id)
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < items.count && TimerHeap.before(items[l], items[m]) { m = l }
-            if r < items.count && TimerHeap.before(items[r], items[m]) { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
+        let last = items.removeLast()
+        if items.isEmpty { return last }
+        return items.withUnsafeMutableBufferPointer { h in
+            let base = h.baseAddress!
+            let first = base.move()
+            let n = h.count
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                if l >= n { break }
+                let r = l + 1
+                let c = r < n && TimerHeap.before(h[r], h[l]) ? r : l
+                guard TimerHeap.before(h[c], last) else { break }
+                (base + i).moveInitialize(from: base + c, count: 1)
+                i = c
+            }
+            (base + i).initialize(to: last)
+            return first
         }
-        return t
+    }
+}
+
+/// A set of the ids a counter hands out, as bits: ids are inserted in increasing order
+/// and most are removed soon, so the words before the first live one are dropped now
+/// and then.
+struct IDSet {
+    private var words: [UInt64] = []
+    /// The id of the first bit of `words[0]` (a multiple of 64).
+    private var base = 0
+    /// Words before this one are all zero.
+    private var head = 0
+
+    func contains(_ id: Int) -> Bool {
+        let w = (id - base) >> 6
+        guard id >= base, w < words.count else { return false }
+        return words[w] & (1 << UInt64((id - base) & 63)) != 0
+    }
+
+    mutating func insert(_ id: Int) {
+        if words.isEmpty { base = id & ~63 }
+        let w = (id - base) >> 6
+        precondition(w >= head, "ids are inserted in increasing order")
+        while words.count <= w { words.append(0) }
+        words[w] |= 1 << UInt64((id - base) & 63)
+    }
+
+    /// Removes `id`; false when it was not there.
+    @discardableResult
+    mutating func remove(_ id: Int) -> Bool {
+        guard contains(id) else { return false }
+        let w = (id - base) >> 6
+        words[w] &= ~(1 << UInt64((id - base) & 63))
+        if w == head && words[w] == 0 {
+            while head < words.count && words[head] == 0 { head += 1 }
+            if head == words.count {
+                words.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 64 && head * 2 >= words.count {
+                words.removeFirst(head)
+                base += head << 6
+                head = 0
+            }
+        }
+        return true
+    }
+}
+
+/// A first-in-first-out queue in a ring buffer (a power of two, doubled when full):
+/// items are moved in and out, so the queue holds only what is waiting.
+struct RingQueue<Element> {
+    private var buffer: UnsafeMutablePointer<Element>
+    private var capacity = 16
+    private var head = 0
+    private(set) var count = 0
+
+    init() { buffer = .allocate(capacity: capacity) }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func push(_ e: consuming Element) {
+        if count == capacity { grow() }
+        (buffer + ((head + count) & (capacity - 1))).initialize(to: e)
+        count += 1
+    }
+
+    mutating func pop() -> Element {
+        precondition(count > 0, "pop from an empty queue")
+        let e = (buffer + head).move()
+        head = (head + 1) & (capacity - 1)
+        count -= 1
+        return e
+    }
+
+    private mutating func grow() {
+        let larger = capacity * 2
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: larger)
+        let first = min(count, capacity - head)
+        bigger.moveInitialize(from: buffer + head, count: first)
+        (bigger + first).moveInitialize(from: buffer, count: count - first)
+        buffer.deallocate()
+        buffer = bigger
+        capacity = larger
+        head = 0
+    }
+
+    /// Frees what is left (the owner calls it once, from its deinit).
+    mutating func release() {
+        while count > 0 { _ = pop() }
+        buffer.deallocate()
     }
 }

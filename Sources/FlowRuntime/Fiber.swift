@@ -92,23 +92,30 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     private var starting = false
     private var cancelled = false
 
+    /// A fiber whose stack is made at its first push (a branch's: `grow`).
     init(_ m: Interpreter, range: SourceRange?, context: RunContext?, depth: CallDepth) {
         self.m = m
         self.context = context
         self.depth = depth
         self.range = range
-        stack = .allocate(capacity: capacity)
+        stack = Fiber.noStack
+        capacity = 0
     }
+
+    /// The stack of a fiber that has none yet: never written to, never freed.
+    nonisolated(unsafe) private static let noStack = UnsafeMutablePointer<Activation>.allocate(capacity: 1)
 
     /// A fiber for Swift async code of the current task.
     convenience init(_ m: Interpreter, range: SourceRange?) {
         let context = Run.context
         self.init(m, range: range, context: context, depth: context?.scope?.depth ?? m.rootDepth)
+        stack = .allocate(capacity: 4)
+        capacity = 4
     }
 
     deinit {
         stack.deinitialize(count: count)
-        stack.deallocate()
+        if capacity > 0 { stack.deallocate() }
         spare?.deallocate()
     }
 
@@ -178,15 +185,20 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         count += 1
     }
 
-    /// Grown by half: a suspended run keeps its fiber's stack.
+    /// Grown by half: a suspended run keeps its fiber's stack. A branch's first stack is
+    /// as large as its siblings' grew (`Branches.stackSize`), so the branches after the
+    /// first do not grow one step at a time.
     @inline(never)
     private func grow() {
-        let larger = capacity + capacity / 2
+        let larger = capacity == 0 ? max(4, branches?.stackSize ?? 4) : capacity + capacity / 2
         let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: larger)
-        bigger.moveInitialize(from: stack, count: count)
-        stack.deallocate()
+        if capacity > 0 {
+            bigger.moveInitialize(from: stack, count: count)
+            stack.deallocate()
+        }
         stack = bigger
         capacity = larger
+        if let b = branches, larger > b.stackSize { b.stackSize = larger }
     }
 
     /// Runs a closure's body on a new fiber (`callClosureAsync`; a flow's body when it

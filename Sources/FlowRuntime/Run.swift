@@ -97,6 +97,9 @@ public final class Run: @unchecked Sendable {
         self.parent = parent
         self.startedAt = startedAt
         self.keys = keys
+        // Every run has a few events (its start, a node's start and end): room for them
+        // at once instead of growing one by one.
+        log_.reserveCapacity(4)
     }
 
     /// Event `i` as a map, made once: later looks get the same map.
