@@ -23,9 +23,12 @@ class Node {
 
     /// One step of this node on the async path (`Fiber`). `a.state` is 0 when the node
     /// starts; `input` is the value of what it last asked for. A node without a stepped
-    /// form waits for its Swift async form.
+    /// form waits for its Swift async form, unless it cannot suspend.
     func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0 {
+            // A node that cannot suspend (the whole body of a flow like `return x + 1`)
+            // is evaluated here: a wait would cost it a Swift task.
+            if !yields { return .done(try eval(a.fp, f.m)) }
             a.state = 1
             let fp = a.fp, m = f.m
             return .wait { try await self.evalAsync(fp, m) }
