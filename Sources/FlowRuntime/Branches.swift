@@ -68,7 +68,7 @@ final class CancelWait: LoopWork {
 /// ends with the first success (`winner` says whose), after cancelling the others; when
 /// all fail, with the error of the first branch. A cancelled branch emits
 /// `branch:cancelled`. Cancelling the waiter cancels every branch still running.
-final class Branches: Waiter, @unchecked Sendable {
+final class Branches: Waiter, LoopWork, @unchecked Sendable {
     private let m: Interpreter
     let run: Run
     /// The path of the `parallel` or `race` (its branches' paths start with it).
@@ -85,7 +85,9 @@ final class Branches: Waiter, @unchecked Sendable {
     private var results: [Value]
     /// The fibers of the branches running now.
     private var fibers: [Fiber?]
+    /// Branches launched (`next`), started on the loop (`started`), not ended (`active`).
     private var next = 0
+    private var started = 0
     private var active = 0
     private var failure: Error?
     private var failures: [(Int, Error)] = []
@@ -126,14 +128,26 @@ final class Branches: Waiter, @unchecked Sendable {
         if active == 0 { end() }
     }
 
+    /// Launches the next branch: the loop starts it in its turn (`runOnLoop`).
     private func launch() {
-        let i = next
         next += 1
         active += 1
         run.branches += 1
+        m.loop.post(self)
+    }
+
+    /// Starts the next launched branch: its fiber, scope and context are made now, when
+    /// it runs, rather than all at once when the branches are launched (so a thousand
+    /// branches do not make a thousand fibers that wait, cold, for their turn).
+    func runOnLoop() {
+        let i = started
+        started += 1
         let s = scope(i)
         let fiber = Fiber(m, range: range, context: RunContext(run: run, scope: s), depth: s.depth)
         fibers[i] = fiber
+        // Launched before the others were cancelled, it starts cancelled (as a task added
+        // to a cancelled group does): it runs until its first wait.
+        if failure != nil || winner != nil { fiber.cancel() }
         fiber.begin(self, index: i, items == nil ? functions[i] : functions[0], items?[i])
     }
 

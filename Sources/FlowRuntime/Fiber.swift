@@ -342,7 +342,8 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         }
     }
 
-    /// Starts a branch: its first turn calls `f` with `item` (`parallel for`) or nothing.
+    /// Starts a branch, on the loop's thread: its first turn, now, calls `f` with `item`
+    /// (`parallel for`) or nothing.
     func begin(_ owner: Branches, index i: Int, _ f: Value, _ item: Value?) {
         branches = owner
         index = i
@@ -354,7 +355,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
             registered = 0
         }
         starting = true
-        m.loop.post(self)
+        runOnLoop()
     }
 
     /// A branch's waiter ended: its next turn goes on with the outcome.
