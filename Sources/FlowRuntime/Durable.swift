@@ -257,14 +257,13 @@ extension Interpreter {
             }
             var fields: [MapBox.Entry] = []
             if case .map(let m) = decoded.value { fields = m.entries }
-            let kept = RunEvent(seq: e.seq, type: intern(e.type), at: Int((e.at - record.startedAt) * 1e9), fields: fields)
+            let type = intern(e.type), at = Int((e.at - record.startedAt) * 1e9)
             // Output is kept in the store only (it is not an event scripts see).
             let event: Value
             if e.type != "output" {
-                run.log_.append(kept)
-                event = run.event(run.log_.count - 1)
+                event = run.event(run.addEvent(seq: e.seq, type: type, at: at, fields: fields))
             } else {
-                event = .map(run.map(of: kept))
+                event = .map(fields.withUnsafeBufferPointer { run.map(seq: e.seq, type: type, at: at, fields: $0) })
             }
             let effect = RunLog.isEffectKey(e.key)
             log.recorded[e.key] = RunLog.Recorded(seq: e.seq, type: e.type, event: event, opaque: decoded.opaque, isEffect: effect)

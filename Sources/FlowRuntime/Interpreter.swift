@@ -411,16 +411,28 @@ public final class Interpreter: @unchecked Sendable {
     /// fields are the record's entries, with no map made for them.
     func emitEvent(type: Value, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
         let run = try emittingRun(at: range)
+        let (t, k) = try eventTypeAndKey(type, key, run, at: range)
+        try emit(run, t, fields, key: k)
+    }
+
+    /// The same with the record's values in a window of the value stack (`values`, one per
+    /// name; they move into the event).
+    func emitEvent(type: Value, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
+        let run = try emittingRun(at: range)
+        let (t, k) = try eventTypeAndKey(type, key, run, at: range)
+        try emitRecord(run, t, names: names, values: values, key: k)
+    }
+
+    /// An event's type (interned) and its key (read only for a durable run), checked.
+    private func eventTypeAndKey(_ type: Value, _ key: Value, _ run: Run, at range: SourceRange) throws -> (StringBox, String?) {
         guard case .string(let t) = type else {
             throw error(ErrorKind.type, "emit: expects a string as argument 1, found \(type.typeName)", at: range)
         }
-        var k: String? = nil
         switch key {
-        case .nilValue: break
-        case .string(let s): if run.log != nil { k = s.value }
+        case .nilValue: return (intern(t), nil)
+        case .string(let s): return (intern(t), run.log != nil ? s.value : nil)
         default: throw error(ErrorKind.type, "emit: expects a string as argument 3, found \(key.typeName)", at: range)
         }
-        try emit(run, intern(t), fields, key: k)
     }
 
     /// The run an event from a script or a host goes to: the current one.

@@ -65,13 +65,34 @@ final class RecordNode: Node {
 final class EmitRecordNode: Node {
     let type: Node, record: RecordNode, key: Node
     let range: SourceRange
+    /// No field is named like a base field (seq, type, run, at): the values go straight
+    /// from the value stack into the event.
+    let plain: Bool
     init(type: Node, record: RecordNode, key: Node, range: SourceRange) {
         self.type = type; self.record = record; self.key = key; self.range = range
+        plain = !record.names.contains { ["seq", "type", "run", "at"].contains($0.value) }
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let t = try type.eval(fp, m)
-        let fields = try record.entries(fp, m)
-        try m.emitEvent(type: t, fields: fields, key: try key.eval(fp, m), at: range)
+        guard plain else {
+            let fields = try record.entries(fp, m)
+            try m.emitEvent(type: t, fields: fields, key: try key.eval(fp, m), at: range)
+            return .nilValue
+        }
+        let base = m.top
+        do {
+            let n = record.values.count
+            var i = 0
+            while i < n {
+                try m.push(try record.values.eval(i, fp, m), range)
+                i += 1
+            }
+            try m.emitEvent(type: t, names: record.names, values: base, key: try key.eval(fp, m), at: range)
+        } catch {
+            m.pop(to: base)
+            throw error
+        }
+        m.pop(to: base)
         return .nilValue
     }
     override var callRange: SourceRange? { range }

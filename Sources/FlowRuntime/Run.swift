@@ -112,27 +112,103 @@ public final class Run: @unchecked Sendable {
 
     /// The map of an event of this run: `{seq, type, run, at}` and the event's fields.
     func map(of e: RunEvent) -> MapBox {
+        map(seq: e.seq, type: e.type, at: e.at, fields: fields(of: e))
+    }
+
+    /// The map of an event: `{seq, type, run, at}` and `fields`.
+    func map(seq: Int, type: StringBox, at: Int, fields: UnsafeBufferPointer<MapBox.Entry>) -> MapBox {
         let k = keys
         var entries: [MapBox.Entry] = []
-        entries.reserveCapacity(4 + e.fields.count)
-        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(e.seq)))
-        entries.append(MapBox.Entry(key: .string(k.type), value: .string(e.type)))
+        entries.reserveCapacity(4 + fields.count)
+        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(seq)))
+        entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
         entries.append(MapBox.Entry(key: .string(k.run), value: .string(idBox)))
-        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(e.at)))
-        entries.append(contentsOf: e.fields)
+        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(at)))
+        entries.append(contentsOf: fields)
         return MapBox(distinct: entries)
+    }
+
+    /// An event's fields.
+    func fields(of e: RunEvent) -> UnsafeBufferPointer<MapBox.Entry> {
+        UnsafeBufferPointer(start: e.fields, count: Int(e.fieldCount))
+    }
+
+    /// The run's event fields live in chunks of `chunkFields` entries (a larger event's in
+    /// one of its own), each linked to the one before: an event's fields are contiguous
+    /// in one chunk. Nothing moves or is freed before the run: a malloc every few events
+    /// instead of an array an event, no fragments left by growing, and fields freed one
+    /// by one in code made for entries (an array's went through the generic value
+    /// witnesses, about 800 instructions an event of a node).
+    @exclusivity(unchecked) private var chunk: UnsafeMutableRawPointer? = nil
+    @exclusivity(unchecked) private var chunkUsed = 0
+    @exclusivity(unchecked) private var chunkCapacity = 0
+    static let chunkFields = 8
+    /// A chunk starts with the link to the one before, padded to an entry's alignment.
+    private static let chunkHeader = max(MemoryLayout<UnsafeMutableRawPointer?>.stride, MemoryLayout<MapBox.Entry>.alignment)
+
+    deinit {
+        for e in log_ {
+            guard let p = e.fields else { continue }
+            var i = 0
+            while i < Int(e.fieldCount) { _ = (p + i).move(); i += 1 }
+        }
+        var c = chunk
+        while let this = c {
+            c = this.load(as: UnsafeMutableRawPointer?.self)
+            this.deallocate()
+        }
+    }
+
+    /// Room for `n` fields (at least one), taken: the caller initializes all of them and
+    /// adds their event (`addEvent(…fields:count:)`) before anything else is emitted.
+    func fieldSpace(_ n: Int) -> UnsafeMutablePointer<MapBox.Entry> {
+        if chunkUsed + n > chunkCapacity { newChunk(max(n, Run.chunkFields)) }
+        let p = (chunk! + Run.chunkHeader).assumingMemoryBound(to: MapBox.Entry.self) + chunkUsed
+        chunkUsed += n
+        return p
+    }
+
+    @inline(never)
+    private func newChunk(_ capacity: Int) {
+        let size = Run.chunkHeader + capacity * MemoryLayout<MapBox.Entry>.stride
+        let c = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<MapBox.Entry>.alignment)
+        c.storeBytes(of: chunk, as: UnsafeMutableRawPointer?.self)
+        chunk = c
+        chunkUsed = 0
+        chunkCapacity = capacity
+    }
+
+    /// Adds an event whose `count` fields were just put in `fieldSpace(count)`; gives its index.
+    func addEvent(seq: Int, type: StringBox, at: Int, fields: UnsafeMutablePointer<MapBox.Entry>?, count: Int) -> Int {
+        log_.append(RunEvent(seq: seq, type: type, at: at, fields: count > 0 ? fields : nil, fieldCount: Int32(count), map: nil))
+        return log_.count - 1
+    }
+
+    /// Adds an event with a copy of `fields`; gives its index.
+    func addEvent(seq: Int, type: StringBox, at: Int, fields: [MapBox.Entry]) -> Int {
+        let n = fields.count
+        guard n > 0 else { return addEvent(seq: seq, type: type, at: at, fields: nil, count: 0) }
+        let dest = fieldSpace(n)
+        var i = 0
+        for f in fields {
+            (dest + i).initialize(to: f)
+            i += 1
+        }
+        return addEvent(seq: seq, type: type, at: at, fields: dest, count: n)
     }
 }
 
-/// An event as a run keeps it: the fields every event has, the emitter's own fields (the
-/// entries of the map it passed, shared until that map changes), and the map scripts and
-/// hosts see, made at the first look (`Run.event`).
+
+/// An event as a run keeps it: the fields every event has, the emitter's own fields,
+/// and the map scripts and hosts see, made at the first look (`Run.event`).
 struct RunEvent {
     let seq: Int
     let type: StringBox
     /// Nanoseconds since the run started.
     let at: Int
-    let fields: [MapBox.Entry]
+    /// The emitter's fields, in the run's chunks (`Run.fieldSpace`).
+    let fields: UnsafeMutablePointer<MapBox.Entry>?
+    let fieldCount: Int32
     var map: MapBox?
 }
 
@@ -639,8 +715,9 @@ extension Interpreter {
     /// already, for the callers that read what they emitted).
     func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
-        return .map(run.map(of: RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
-                                         at: configuration.clock.now() - run.startedAt, fields: ownFields(fields))))
+        return .map(ownFields(fields).withUnsafeBufferPointer {
+            run.map(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: $0)
+        })
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
@@ -723,14 +800,45 @@ extension Interpreter {
     func emit(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Int? {
         // The base fields are the emitter's; keys that are not strings are not fields.
         let own = ownFields(fields)
-        let event = RunEvent(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
-                             at: configuration.clock.now() - run.startedAt, fields: own)
+        let seq = run.log?.nextSeq ?? run.log_.count + 1
+        let at = configuration.clock.now() - run.startedAt
         if let log = run.log, try !record(run, log, type: type.value, key: key, fields: own, durable: durable) {
             // Replay re-created an event the log holds: it is already in `run.events`.
             return nil
         }
-        run.log_.append(event)
-        let index = run.log_.count - 1
+        return try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, fields: own))
+    }
+
+    /// `emit(type, {record}, key)` from `EmitRecordNode`: the record's values are in a
+    /// window of the value stack (`values`, `names.count` of them, left nil here) and
+    /// move straight into the event's fields. No key of `names` is a base field.
+    func emitRecord(_ run: Run, _ type: StringBox, names: [StringBox], values: Frame, key: String?) throws {
+        let n = names.count
+        let seq = run.log?.nextSeq ?? run.log_.count + 1
+        let at = configuration.clock.now() - run.startedAt
+        if let log = run.log {
+            var fields: [MapBox.Entry] = []
+            fields.reserveCapacity(n)
+            for i in 0..<n { fields.append(MapBox.Entry(key: .string(names[i]), value: values[i])) }
+            if try !record(run, log, type: type.value, key: key, fields: fields) { return }
+        }
+        guard n > 0 else {
+            _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, fields: nil, count: 0))
+            return
+        }
+        let dest = run.fieldSpace(n)
+        var i = 0
+        while i < n {
+            (dest + i).initialize(to: MapBox.Entry(key: .string(names[i]), value: (values + i).move()))
+            (values + i).initialize(to: .nilValue)
+            i += 1
+        }
+        _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, fields: dest, count: n))
+    }
+
+    /// An event now in its run: to the host's callback and the scripts' hooks. Gives its
+    /// index.
+    private func deliver(_ run: Run, _ type: StringBox, _ index: Int) throws -> Int? {
         if let onEvent = configuration.onEvent { onEvent(run.event(index)) }
         if hooks.isEmpty { return index }
         if !emitting, let handlers = hooks[type.value] ?? nil, !handlers.isEmpty {
