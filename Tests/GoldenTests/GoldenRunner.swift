@@ -11,7 +11,9 @@ import Foundation
 /// message` (the uncaught error, raised on this line), `# expect matches: regex` (the next
 /// line of output matches), `# skip: reason`, `# store: none` (run with no run store;
 /// by default a script runs as a recorded script execution on a `MemoryStore`, as
-/// `flow run --store memory` does). Runs left waiting for approvals or signals print
+/// `flow run --store memory` does, but with the script id `run`, so its runs are `run-1`,
+/// `run-2`…: the CLI's are named after a script id of its own, and an example must not
+/// spell a run id). Runs left waiting for approvals or signals print
 /// `waiting: run R is waiting for …` lines after the script's output.
 struct GoldenScript {
     enum Expectation { case line(String), pattern(String) }
