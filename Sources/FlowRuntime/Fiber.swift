@@ -1,21 +1,23 @@
 import FlowSyntax
 
-/// What a node's `step` asks its fiber to do next.
+/// What a node's `step` asks its fiber to do next. What goes with it is in the fiber's
+/// registers (`Fiber.done`, `call`, `wait`, `park`), so a step is a word with no
+/// reference to copy or release.
 enum Step {
-    /// The node has finished with this value: it goes to the node below.
-    case done(Value)
+    /// The node has finished with the value in `Fiber.done`: it goes to the node below.
+    case done
     /// Evaluate this child (one that may suspend) in the same frame, then step again with
     /// its value (`Step.child`).
     case enter(Unmanaged<Node>)
     /// Call the function the node put in the fiber (`Fiber.call`), then step again with
     /// the result.
     case call
-    /// Wait for Swift async work (parallel branches, a task, a channel, a run's ending),
+    /// Wait for the Swift async work in `Fiber.wait` (a task, a channel, a run's ending),
     /// then step again with its result.
-    case wait(() async throws -> Value)
-    /// Wait for a waiter of the runtime (a timer, branches), then step again with its
-    /// result: a branch's fiber parks, with no Swift task.
-    case park(Waiter)
+    case wait
+    /// Wait for the runtime's waiter in `Fiber.park` (a timer, branches), then step again
+    /// with its result: a branch's fiber parks, with no Swift task.
+    case park
 
     /// Evaluate `n`, then step again with its value.
     static func child(_ n: Node) -> Step { .enter(.passUnretained(n)) }
@@ -82,6 +84,10 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     private var registered = -1
     /// The call is a flow's body, run as its run's code (`RunNode`), not a new run.
     private var asRun = false
+    /// What goes with a step: the value of `done`, the work of `wait`, the waiter of `park`.
+    private var result = Value.nilValue
+    private var work: (() async throws -> Value)? = nil
+    private var waiter: Waiter? = nil
     /// A branch's fiber: its branches and index there, what it is parked on, how its
     /// next turn starts, and whether it has been cancelled.
     private var branches: Branches?
@@ -126,6 +132,25 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         arguments = args
         self.named = named
         return .call
+    }
+
+    /// A step's value: the node is done.
+    @inline(__always)
+    func done(_ v: consuming Value) -> Step {
+        result = v
+        return .done
+    }
+
+    /// A step's request to wait for Swift async work.
+    func wait(_ w: @escaping () async throws -> Value) -> Step {
+        work = w
+        return .wait
+    }
+
+    /// A step's request to wait for a waiter of the runtime.
+    func park(_ w: Waiter) -> Step {
+        waiter = w
+        return .park
     }
 
     /// A step's request to call `f` with one argument.
@@ -266,7 +291,9 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         while true {
             let input: Value
             switch next {
-            case .done(let v):
+            case .done:
+                var v = Value.nilValue
+                swap(&v, &result)
                 input = finishTop(v)
             case .enter(let n):
                 push(Activation(node: n, fp: stack[count - 1].fp))
@@ -281,9 +308,13 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
                     next = try unwind(error)
                     continue
                 }
-            case .wait(let work):
-                return .work(work)
-            case .park(let w):
+            case .wait:
+                let w = work!
+                work = nil
+                return .work(w)
+            case .park:
+                let w = waiter!
+                waiter = nil
                 return .park(w)
             }
             if count == 0 { return .value(input) }

@@ -79,7 +79,7 @@ final class CallNode: Node {
     // On the async path the callee and the arguments never suspend (the compiler
     // evaluates the ones that may into temporaries first): the call is all that waits.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         let callee = try self.callee.eval(a.fp, f.m)
         let (values, named) = try args.evaluate(a.fp, f.m)
@@ -134,7 +134,7 @@ final class Call0Node: Node {
         return try m.invoke(f, [], named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         return f.call(try callee.eval(a.fp, f.m), [], nil)
     }
@@ -178,7 +178,7 @@ final class Call1Node: Node {
         return try m.invoke(f, [x], named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         let callee = try self.callee.eval(a.fp, f.m)
         return f.call(callee, try a0.eval(a.fp, f.m))
@@ -213,7 +213,7 @@ final class Call2Node: Node {
         return try m.invoke(f, [x, y], named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         let callee = try self.callee.eval(a.fp, f.m)
         let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
@@ -284,7 +284,7 @@ final class MethodCallNode: Node {
     }
 
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         let r = try receiver.eval(a.fp, f.m)
         let (values, named) = try args.evaluate(a.fp, f.m)

@@ -95,7 +95,7 @@ final class CallGlobal0Node: Node {
         return try m.invoke(cell.value, [], named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         return f.call(cell.value, [], nil)
     }
@@ -132,7 +132,7 @@ final class CallGlobal1Node: Node {
         return try m.runBody(body, nfp, size: size, argc: 1, cell, range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         return f.call(cell.value, try a0.eval(a.fp, f.m))
     }
@@ -160,7 +160,7 @@ final class CallGlobal2Node: Node {
         return try m.runBody(body, nfp, size: size, argc: 2, cell, range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
         return f.call(cell.value, x, y)
@@ -200,7 +200,7 @@ final class CallGlobalNNode: Node {
         return try m.invoke(cell.value, values, named: nil, range: range)
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state != 0 { return .done(input) }
+        if a.state != 0 { return f.done(input) }
         a.state = 1
         var values: [Value] = []
         values.reserveCapacity(args.count)

@@ -52,7 +52,7 @@ final class NodeNode: Node {
         if a.state != 0 {
             a.state = 2
             f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
-            return .done(input)
+            return f.done(input)
         }
         let (runner, step, body, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
         a.extra = context.scope
@@ -113,9 +113,9 @@ final class ParallelNode: Node {
             let b = try branches(a.fp, f.m, f.context)
             a.extra = b
             a.state = 1
-            return .park(b)
+            return f.park(b)
         }
-        return .done(try finish(unsafeDowncast(a.extra!, to: Branches.self), input, f.m))
+        return f.done(try finish(unsafeDowncast(a.extra!, to: Branches.self), input, f.m))
     }
 
     private func branches(_ fp: Frame, _ m: Interpreter, _ context: RunContext?) throws -> Branches {
@@ -190,9 +190,9 @@ final class ParallelForNode: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0 {
             a.state = 1
-            return .park(try branches(a.fp, f.m, f.context))
+            return f.park(try branches(a.fp, f.m, f.context))
         }
-        return .done(input)
+        return f.done(input)
     }
 }
 

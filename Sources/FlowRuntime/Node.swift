@@ -28,12 +28,12 @@ class Node {
         if a.state == 0 {
             // A node that cannot suspend (the whole body of a flow like `return x + 1`)
             // is evaluated here: a wait would cost it a Swift task.
-            if !yields { return .done(try eval(a.fp, f.m)) }
+            if !yields { return f.done(try eval(a.fp, f.m)) }
             a.state = 1
             let fp = a.fp, m = f.m
-            return .wait { try await self.evalAsync(fp, m) }
+            return f.wait { try await self.evalAsync(fp, m) }
         }
-        return .done(input)
+        return f.done(input)
     }
 
     /// Offered an error raised while this node was at work (by its own step or by what
@@ -105,7 +105,7 @@ final class LocalSet: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0, value.yields { a.state = 1; return .child(value) }
         a.fp[slot] = a.state == 0 ? try value.eval(a.fp, f.m) : input
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -132,7 +132,7 @@ final class CellSet: Node {
         if a.state == 0, value.yields { a.state = 1; return .child(value) }
         let v = a.state == 0 ? try value.eval(a.fp, f.m) : input
         if case .cell(let c) = a.fp[slot] { c.value = v }
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -149,7 +149,7 @@ final class CellDeclare: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0, value.yields { a.state = 1; return .child(value) }
         a.fp[slot] = .cell(Cell(a.state == 0 ? try value.eval(a.fp, f.m) : input))
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -185,7 +185,7 @@ final class GlobalSet: Node {
         if a.state == 0, value.yields { a.state = 1; return .child(value) }
         cell.value = a.state == 0 ? try value.eval(a.fp, f.m) : input
         cell.isDefined = true
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -220,8 +220,8 @@ final class BlockNode: Node {
         var i = Int(a.state)
         if i > 0 {
             // Statement i - 1 suspended and has finished.
-            if m.signal != .none { return .done(.nilValue) }
-            if i == n { return .done(input) }
+            if m.signal != .none { return f.done(.nilValue) }
+            if i == n { return f.done(input) }
         }
         let fp = a.fp
         while i < n - 1 {
@@ -229,11 +229,11 @@ final class BlockNode: Node {
             i += 1
             if s.yields { a.state = Int32(i); return .child(s) }
             try children.exec(i - 1, fp, m)
-            if m.signal != .none { return .done(.nilValue) }
+            if m.signal != .none { return f.done(.nilValue) }
         }
-        if n == 0 { return .done(.nilValue) }
+        if n == 0 { return f.done(.nilValue) }
         if statements[n - 1].yields { a.state = Int32(n); return .child(statements[n - 1]) }
-        return .done(try children.eval(n - 1, fp, m))
+        return f.done(try children.eval(n - 1, fp, m))
     }
 }
 
@@ -259,11 +259,11 @@ final class Block2Node: Node {
             if first.yields { a.state = 1; return .child(first) }
             try first.exec(a.fp, m)
         case 1: break
-        default: return .done(input)
+        default: return f.done(input)
         }
-        if m.signal != .none { return .done(.nilValue) }
+        if m.signal != .none { return f.done(.nilValue) }
         if second.yields { a.state = 2; return .child(second) }
-        return .done(try second.eval(a.fp, m))
+        return f.done(try second.eval(a.fp, m))
     }
 }
 
@@ -288,7 +288,7 @@ final class TempNode: Node {
         let fp = a.fp, m = f.m
         var i = Int(a.state)
         // State k in 1…parts.count: part k - 1 has its value; past that, the body.
-        if i > parts.count { return .done(input) }
+        if i > parts.count { return f.done(input) }
         if i > 0 { fp[slots[i - 1]] = input }
         while i < parts.count {
             let p = parts[i]
@@ -297,7 +297,7 @@ final class TempNode: Node {
             fp[slots[i - 1]] = try p.eval(fp, m)
         }
         if body.yields { a.state = Int32(parts.count + 1); return .child(body) }
-        return .done(try body.eval(fp, m))
+        return f.done(try body.eval(fp, m))
     }
 }
 
@@ -353,11 +353,11 @@ final class IfNode: Node {
             if condition.yields { a.state = 1; return .child(condition) }
             c = try test(a.fp, f.m)
         case 1: c = input.isTruthy
-        default: return .done(input)
+        default: return f.done(input)
         }
         let branch = c ? then : otherwise
         if branch.yields { a.state = 2; return .child(branch) }
-        return .done(try branch.eval(a.fp, f.m))
+        return f.done(try branch.eval(a.fp, f.m))
     }
 }
 
@@ -388,17 +388,17 @@ final class WhileNode: Node {
             switch state {
             case 0:
                 if condition.yields { a.state = 1; return .child(condition) }
-                if !(try test(fp, m)) { return .done(.nilValue) }
+                if !(try test(fp, m)) { return f.done(.nilValue) }
             case 1:
-                if !input.isTruthy { return .done(.nilValue) }
+                if !input.isTruthy { return f.done(.nilValue) }
             default:
-                if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+                if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
                 state = 0
                 continue
             }
             if body.yields { a.state = 2; return .child(body) }
             try body.exec(fp, m)
-            if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+            if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
             state = 0
         }
     }
@@ -488,7 +488,7 @@ final class ForNode: Node {
             if case .map = v { pairs = true }
             a.extra = Cursor(try sequence(v, m), pairs: pairs)
         default:
-            if m.signal != .none && m.endsLoop() { return .done(.nilValue) }
+            if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
         }
         let cursor = unsafeDowncast(a.extra!, to: Cursor.self)
         while cursor.i < cursor.count() {
@@ -499,7 +499,7 @@ final class ForNode: Node {
             try body.exec(fp, m)
             if m.signal != .none && m.endsLoop() { break }
         }
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -516,7 +516,7 @@ final class ReturnNode: Node {
         let m = f.m
         m.returnValue = a.state == 0 ? try value.eval(a.fp, m) : input
         m.signal = .returnValue
-        return .done(.nilValue)
+        return f.done(.nilValue)
     }
 }
 
@@ -618,7 +618,7 @@ final class TryNode: Node {
         }
         a.state = 3
         try runFinally(fp, m)
-        return .done(result)
+        return f.done(result)
     }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
@@ -646,7 +646,7 @@ final class TryNode: Node {
             }
             a.state = 3
             try runFinally(fp, m)
-            return .done(v)
+            return f.done(v)
         case 2:
             a.state = 3
             try runFinally(fp, m)
@@ -709,13 +709,13 @@ extension Node {
             if first.yields { a.state = 1; return .child(first) }
             v = try first.eval(a.fp, f.m)
         case 1: v = input
-        default: return .done(input)
+        default: return f.done(input)
         }
         switch try then(v) {
-        case .value(let result): return .done(result)
+        case .value(let result): return f.done(result)
         case .node(let n):
             if n.yields { a.state = 2; return .child(n) }
-            return .done(try n.eval(a.fp, f.m))
+            return f.done(try n.eval(a.fp, f.m))
         }
     }
 

@@ -917,7 +917,7 @@ final class RunNode: Node {
             if !s.run.tasks.isEmpty {
                 a.state = 3
                 let run = s.run
-                return .wait {
+                return f.wait {
                     await m.finishTasks(run)
                     return .nilValue
                 }
@@ -928,12 +928,12 @@ final class RunNode: Node {
             // `bodyFailed` gave the call's value (a successor's, a swapped version's).
             a.state = 5
             s.leave()
-            return .done(input)
+            return f.done(input)
         }
         try m.endCompleted(s.run, s.result)
         a.state = 5
         s.leave()
-        return .done(s.result)
+        return f.done(s.result)
     }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
@@ -942,7 +942,7 @@ final class RunNode: Node {
         case 2, 3:
             a.state = 4
             let m = f.m
-            return .wait {
+            return f.wait {
                 try await m.bodyFailed(s.run, error, s.closure, s.arguments, named: s.named, at: s.range, swapBack: nil)
             }
         case 1, 4:
