@@ -224,15 +224,15 @@ final class BlockNode: Node {
             if i == n { return f.done(input) }
         }
         let fp = a.fp
+        // Statements are read unretained (`NodeArray`): the block keeps them.
         while i < n - 1 {
-            let s = statements[i]
             i += 1
-            if s.yields { a.state = Int32(i); return .child(s) }
+            if children.yields(i - 1) { a.state = Int32(i); return .enter(children.ref(i - 1)) }
             try children.exec(i - 1, fp, m)
             if m.signal != .none { return f.done(.nilValue) }
         }
         if n == 0 { return f.done(.nilValue) }
-        if statements[n - 1].yields { a.state = Int32(n); return .child(statements[n - 1]) }
+        if children.yields(n - 1) { a.state = Int32(n); return .enter(children.ref(n - 1)) }
         return f.done(try children.eval(n - 1, fp, m))
     }
 }
@@ -840,4 +840,12 @@ final class NodeArray {
     }
 
     var yields: Bool { nodes.contains { $0.yields } }
+
+    /// Whether node `i` may suspend, read without a retain.
+    @inline(__always) func yields(_ i: Int) -> Bool {
+        raw[i]._withUnsafeGuaranteedRef { $0.yields }
+    }
+
+    /// Node `i`, unretained (the array keeps it).
+    @inline(__always) func ref(_ i: Int) -> Unmanaged<Node> { raw[i] }
 }
