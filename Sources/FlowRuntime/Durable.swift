@@ -454,7 +454,9 @@ extension Interpreter {
     /// Whether the current run still has recorded effects to hand back (or a fork's state
     /// changes, or a cancellation, waiting for the point where its log ends).
     public var isReplaying: Bool {
-        guard let log = Run.current?.log else { return false }
+        // Without a store no run has a log: no need to find the current run (the engine
+        // asks at every node).
+        guard configuration.store != nil, let log = Run.current?.log else { return false }
         return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty || log.migration != nil
     }
 
