@@ -304,7 +304,7 @@ extension Interpreter {
     func record(_ run: Run, _ log: RunLog, type: String, key explicit: String?, fields: [MapBox.Entry], durable: Bool = false) throws -> Bool {
         // A new version replaying the past of a run (a hot swap) adds no history to it.
         if explicit == nil, log.migration != nil, log.effectsLeft > 0 { return false }
-        var key = explicit ?? (Run.scope ?? run.rootScope).next("event:" + type)
+        var key = explicit ?? (executingScope ?? run.rootScope).next("event:" + type)
         if explicit == nil, log.epoch > 0 { key += "~\(log.epoch)" }
         if log.recorded[key] != nil { return false }
         // The fields after seq, type, run and at.
@@ -456,7 +456,7 @@ extension Interpreter {
     public var isReplaying: Bool {
         // Without a store no run has a log: no need to find the current run (the engine
         // asks at every node).
-        guard configuration.store != nil, let log = Run.current?.log else { return false }
+        guard configuration.store != nil, let log = executingRun?.log else { return false }
         return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty || log.migration != nil
     }
 
@@ -513,7 +513,7 @@ extension Interpreter {
     /// The wait of `sleep(nanoseconds)`: durable in a run with a log, a plain timer
     /// otherwise (decided now, so a plain sleep holds no frame but the timer's).
     public func sleepWait(_ nanoseconds: Int) -> Builtin.Wait {
-        if let run = Run.current, run.log != nil {
+        if let run = executingRun, run.log != nil {
             return .work { [self] in
                 try await durableSleep(nanoseconds)
                 return .nilValue

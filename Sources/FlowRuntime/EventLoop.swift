@@ -30,6 +30,10 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var background: Set<Int> = []
     @exclusivity(unchecked) private var foreground = 0
     let clock: Clock
+    /// The context of the fiber whose turn is running (`Fiber.runOnLoop`), unretained
+    /// (the fiber holds it); nil while a Swift job runs. Hot readers take it instead of
+    /// the task-local `Run.context` (a lookup and a retain): `Interpreter.executingRun`.
+    @exclusivity(unchecked) var turnContext: Unmanaged<RunContext>?
     /// Called when no job can run, before timers fire; true when it made a job runnable
     /// (replay hands back recorded completions here, in log order).
     @exclusivity(unchecked) var onIdle: (() -> Bool)?
@@ -208,7 +212,12 @@ extension EventLoop {
                 let item = jobs.pop()
                 pthread_mutex_unlock(&mutex)
                 switch item {
-                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                case .job(let job):
+                    // A task's code finds its run through its task-local context.
+                    let turn = turnContext
+                    turnContext = nil
+                    job.runSynchronously(on: asUnownedTaskExecutor())
+                    turnContext = turn
                 case .work(let work): work.runOnLoop()
                 }
                 return true

@@ -266,7 +266,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         while true {
             let input: Value
             do {
-                switch try advance(next) {
+                switch try advanceInTurn(next) {
                 case .value(let v): return v
                 case .work(let work):
                     dropSpare()
@@ -282,6 +282,16 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
             if count == 0 { return input }
             next = try stepTop(input)
         }
+    }
+
+    /// `advance` with this fiber's context as the loop's turn context (for the code of a
+    /// task, between its waits: `Interpreter.executingRun`).
+    private func advanceInTurn(_ first: Step) throws -> Halt {
+        let loop = m.loop
+        let outer = loop.turnContext
+        loop.turnContext = context.map { .passUnretained($0) }
+        defer { loop.turnContext = outer }
+        return try advance(first)
     }
 
     /// Steps until the stack empties or a wait comes. An error no activation handles
@@ -401,7 +411,12 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     func runOnLoop() {
         parked = nil
         parkedTask = nil
-        guard let halt = Run.$context.withValue(context, operation: turn) else { return }
+        let loop = m.loop
+        let outer = loop.turnContext
+        loop.turnContext = context.map { .passUnretained($0) }
+        let halt = Run.$context.withValue(context, operation: turn)
+        loop.turnContext = outer
+        guard let halt else { return }
         dropSpare()
         // A cancelled branch's waits are cancelled as they start, as a cancelled task's
         // are: those that check end at once, the others (a run's ending) go on.

@@ -435,9 +435,23 @@ public final class Interpreter: @unchecked Sendable {
         }
     }
 
+    /// The run of the code executing on the interpreter's thread: while a fiber steps,
+    /// its context's (no task-local lookup).
+    var executingRun: Run? {
+        if let c = loop.turnContext { return c._withUnsafeGuaranteedRef { $0.run } }
+        return Run.current
+    }
+
+    /// The path scope of the code executing on the interpreter's thread (as
+    /// `executingRun`).
+    var executingScope: PathScope? {
+        if let c = loop.turnContext { return c._withUnsafeGuaranteedRef { $0.scope } }
+        return Run.scope
+    }
+
     /// The run an event from a script or a host goes to: the current one.
     private func emittingRun(at range: @autoclosure () -> SourceRange?) throws -> Run {
-        guard let run = Run.current else {
+        guard let run = executingRun else {
             throw FlowError(kind: ErrorKind.value, message: "emit: no flow is running (events belong to a run)", at: range())
         }
         return run
