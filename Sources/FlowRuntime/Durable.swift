@@ -263,7 +263,7 @@ extension Interpreter {
             if e.type != "output" {
                 event = run.event(run.addEvent(seq: e.seq, type: type, at: at, fields: fields))
             } else {
-                event = .map(fields.withUnsafeBufferPointer { run.map(seq: e.seq, type: type, at: at, fields: $0) })
+                event = .map(run.map(seq: e.seq, type: type, at: at, fields: fields))
             }
             let effect = RunLog.isEffectKey(e.key)
             log.recorded[e.key] = RunLog.Recorded(seq: e.seq, type: e.type, event: event, opaque: decoded.opaque, isEffect: effect)

@@ -112,45 +112,54 @@ public final class Run: @unchecked Sendable {
 
     /// The map of an event of this run: `{seq, type, run, at}` and the event's fields.
     func map(of e: RunEvent) -> MapBox {
-        map(seq: e.seq, type: e.type, at: e.at, fields: fields(of: e))
+        var entries = baseEntries(seq: e.seq, type: e.type, at: e.at, room: e.names.count)
+        var i = 0
+        for name in e.names {
+            entries.append(MapBox.Entry(key: .string(name), value: e.values![i]))
+            i += 1
+        }
+        return MapBox(distinct: entries)
     }
 
-    /// The map of an event: `{seq, type, run, at}` and `fields`.
-    func map(seq: Int, type: StringBox, at: Int, fields: UnsafeBufferPointer<MapBox.Entry>) -> MapBox {
-        let k = keys
-        var entries: [MapBox.Entry] = []
-        entries.reserveCapacity(4 + fields.count)
-        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(seq)))
-        entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
-        entries.append(MapBox.Entry(key: .string(k.run), value: .string(idBox)))
-        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(at)))
+    /// The map of an event that is not kept: `{seq, type, run, at}` and `fields`.
+    func map(seq: Int, type: StringBox, at: Int, fields: [MapBox.Entry]) -> MapBox {
+        var entries = baseEntries(seq: seq, type: type, at: at, room: fields.count)
         entries.append(contentsOf: fields)
         return MapBox(distinct: entries)
     }
 
-    /// An event's fields.
-    func fields(of e: RunEvent) -> UnsafeBufferPointer<MapBox.Entry> {
-        UnsafeBufferPointer(start: e.fields, count: Int(e.fieldCount))
+    private func baseEntries(seq: Int, type: StringBox, at: Int, room: Int) -> [MapBox.Entry] {
+        let k = keys
+        var entries: [MapBox.Entry] = []
+        entries.reserveCapacity(4 + room)
+        entries.append(MapBox.Entry(key: .string(k.seq), value: .int(seq)))
+        entries.append(MapBox.Entry(key: .string(k.type), value: .string(type)))
+        entries.append(MapBox.Entry(key: .string(k.run), value: .string(idBox)))
+        entries.append(MapBox.Entry(key: .string(k.at), value: .duration(at)))
+        return entries
     }
 
-    /// The run's event fields live in chunks of `chunkFields` entries (a larger event's in
-    /// one of its own), each linked to the one before: an event's fields are contiguous
-    /// in one chunk. Nothing moves or is freed before the run: a malloc every few events
-    /// instead of an array an event, no fragments left by growing, and fields freed one
-    /// by one in code made for entries (an array's went through the generic value
-    /// witnesses, about 800 instructions an event of a node).
+    /// The values of the run's events' fields live in chunks of `chunkValues` (a larger
+    /// event's in one of its own), each linked to the one before: an event's values are
+    /// contiguous in one chunk, and its field names are an array it shares (the engine's
+    /// events share their `emit` site's). Nothing moves or is freed before the run: a
+    /// malloc every few events instead of an array an event, no fragments left by
+    /// growing, no retain of each field's name, and values freed one by one in code made
+    /// for them (an array of entries went through the generic value witnesses, about 800
+    /// instructions an event of a node).
     @exclusivity(unchecked) private var chunk: UnsafeMutableRawPointer? = nil
     @exclusivity(unchecked) private var chunkUsed = 0
     @exclusivity(unchecked) private var chunkCapacity = 0
-    static let chunkFields = 8
-    /// A chunk starts with the link to the one before, padded to an entry's alignment.
-    private static let chunkHeader = max(MemoryLayout<UnsafeMutableRawPointer?>.stride, MemoryLayout<MapBox.Entry>.alignment)
+    static let chunkValues = 16
+    /// A chunk starts with the link to the one before, padded to a value's alignment.
+    private static let chunkHeader = max(MemoryLayout<UnsafeMutableRawPointer?>.stride, MemoryLayout<Value>.alignment)
 
     deinit {
         for e in log_ {
-            guard let p = e.fields else { continue }
+            guard let p = e.values else { continue }
             var i = 0
-            while i < Int(e.fieldCount) { _ = (p + i).move(); i += 1 }
+            let n = e.names.count
+            while i < n { _ = (p + i).move(); i += 1 }
         }
         var c = chunk
         while let this = c {
@@ -159,42 +168,47 @@ public final class Run: @unchecked Sendable {
         }
     }
 
-    /// Room for `n` fields (at least one), taken: the caller initializes all of them and
-    /// adds their event (`addEvent(…fields:count:)`) before anything else is emitted.
-    func fieldSpace(_ n: Int) -> UnsafeMutablePointer<MapBox.Entry> {
-        if chunkUsed + n > chunkCapacity { newChunk(max(n, Run.chunkFields)) }
-        let p = (chunk! + Run.chunkHeader).assumingMemoryBound(to: MapBox.Entry.self) + chunkUsed
+    /// Room for `n` values (at least one), taken: the caller initializes all of them and
+    /// adds their event (`addEvent(…names:values:)`) before anything else is emitted.
+    func valueSpace(_ n: Int) -> UnsafeMutablePointer<Value> {
+        if chunkUsed + n > chunkCapacity { newChunk(max(n, Run.chunkValues)) }
+        let p = (chunk! + Run.chunkHeader).assumingMemoryBound(to: Value.self) + chunkUsed
         chunkUsed += n
         return p
     }
 
     @inline(never)
     private func newChunk(_ capacity: Int) {
-        let size = Run.chunkHeader + capacity * MemoryLayout<MapBox.Entry>.stride
-        let c = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<MapBox.Entry>.alignment)
+        let size = Run.chunkHeader + capacity * MemoryLayout<Value>.stride
+        let c = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<Value>.alignment)
         c.storeBytes(of: chunk, as: UnsafeMutableRawPointer?.self)
         chunk = c
         chunkUsed = 0
         chunkCapacity = capacity
     }
 
-    /// Adds an event whose `count` fields were just put in `fieldSpace(count)`; gives its index.
-    func addEvent(seq: Int, type: StringBox, at: Int, fields: UnsafeMutablePointer<MapBox.Entry>?, count: Int) -> Int {
-        log_.append(RunEvent(seq: seq, type: type, at: at, fields: count > 0 ? fields : nil, fieldCount: Int32(count), map: nil))
+    /// Adds an event whose `names.count` values were just put in `valueSpace`; gives its
+    /// index.
+    func addEvent(seq: Int, type: StringBox, at: Int, names: [StringBox], values: UnsafeMutablePointer<Value>?) -> Int {
+        log_.append(RunEvent(seq: seq, type: type, at: at, names: names, values: names.isEmpty ? nil : values, map: nil))
         return log_.count - 1
     }
 
-    /// Adds an event with a copy of `fields`; gives its index.
+    /// Adds an event with a copy of `fields`, whose keys are strings; gives its index.
     func addEvent(seq: Int, type: StringBox, at: Int, fields: [MapBox.Entry]) -> Int {
         let n = fields.count
-        guard n > 0 else { return addEvent(seq: seq, type: type, at: at, fields: nil, count: 0) }
-        let dest = fieldSpace(n)
+        guard n > 0 else { return addEvent(seq: seq, type: type, at: at, names: [], values: nil) }
+        var names: [StringBox] = []
+        names.reserveCapacity(n)
+        let dest = valueSpace(n)
         var i = 0
         for f in fields {
-            (dest + i).initialize(to: f)
+            guard case .string(let name) = f.key else { preconditionFailure("an event's field names are strings") }
+            names.append(name)
+            (dest + i).initialize(to: f.value)
             i += 1
         }
-        return addEvent(seq: seq, type: type, at: at, fields: dest, count: n)
+        return addEvent(seq: seq, type: type, at: at, names: names, values: dest)
     }
 }
 
@@ -206,9 +220,10 @@ struct RunEvent {
     let type: StringBox
     /// Nanoseconds since the run started.
     let at: Int
-    /// The emitter's fields, in the run's chunks (`Run.fieldSpace`).
-    let fields: UnsafeMutablePointer<MapBox.Entry>?
-    let fieldCount: Int32
+    /// The emitter's fields: their names, and their values in the run's chunks
+    /// (`Run.valueSpace`).
+    let names: [StringBox]
+    let values: UnsafeMutablePointer<Value>?
     var map: MapBox?
 }
 
@@ -715,9 +730,8 @@ extension Interpreter {
     /// already, for the callers that read what they emitted).
     func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
-        return .map(ownFields(fields).withUnsafeBufferPointer {
-            run.map(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type, at: configuration.clock.now() - run.startedAt, fields: $0)
-        })
+        return .map(run.map(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
+                            at: configuration.clock.now() - run.startedAt, fields: ownFields(fields)))
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
@@ -823,17 +837,18 @@ extension Interpreter {
             if try !record(run, log, type: type.value, key: key, fields: fields) { return }
         }
         guard n > 0 else {
-            _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, fields: nil, count: 0))
+            _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, names: [], values: nil))
             return
         }
-        let dest = run.fieldSpace(n)
+        let dest = run.valueSpace(n)
         var i = 0
         while i < n {
-            (dest + i).initialize(to: MapBox.Entry(key: .string(names[i]), value: (values + i).move()))
+            // Moved, with the window's slot left nil.
+            (dest + i).initialize(to: (values + i).move())
             (values + i).initialize(to: .nilValue)
             i += 1
         }
-        _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, fields: dest, count: n))
+        _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, names: names, values: dest))
     }
 
     /// An event now in its run: to the host's callback and the scripts' hooks. Gives its
