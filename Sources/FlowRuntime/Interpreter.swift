@@ -423,14 +423,25 @@ public final class Interpreter: @unchecked Sendable {
         try emitRecord(run, t, names: names, values: values, key: k)
     }
 
-    /// An event's type (interned) and its key (read only for a durable run), checked.
+    /// The same with a type known when compiled (interned).
+    func emitEvent(type: StringBox, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
+        let run = try emittingRun(at: range)
+        try emitRecord(run, type, names: names, values: values, key: try eventKey(key, run, at: range))
+    }
+
+    /// An event's type (interned) and its key, checked.
     private func eventTypeAndKey(_ type: Value, _ key: Value, _ run: Run, at range: SourceRange) throws -> (StringBox, String?) {
         guard case .string(let t) = type else {
             throw error(ErrorKind.type, "emit: expects a string as argument 1, found \(type.typeName)", at: range)
         }
+        return (intern(t), try eventKey(key, run, at: range))
+    }
+
+    /// An event's key, checked: read only for a durable run.
+    private func eventKey(_ key: Value, _ run: Run, at range: SourceRange) throws -> String? {
         switch key {
-        case .nilValue: return (intern(t), nil)
-        case .string(let s): return (intern(t), run.log != nil ? s.value : nil)
+        case .nilValue: return nil
+        case .string(let s): return run.log != nil ? s.value : nil
         default: throw error(ErrorKind.type, "emit: expects a string as argument 3, found \(key.typeName)", at: range)
         }
     }

@@ -68,15 +68,19 @@ final class EmitRecordNode: Node {
     /// No field is named like a base field (seq, type, run, at): the values go straight
     /// from the value stack into the event.
     let plain: Bool
+    /// The type, when it is a constant string (interned, as the compiler's are): not
+    /// evaluated, copied or looked up at each event.
+    let constantType: StringBox?
     init(type: Node, record: RecordNode, key: Node, range: SourceRange) {
         self.type = type; self.record = record; self.key = key; self.range = range
         plain = !record.names.contains { ["seq", "type", "run", "at"].contains($0.value) }
+        if case .string(let b)? = (type as? ConstNode)?.value, b.isInterned { constantType = b } else { constantType = nil }
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let t = try type.eval(fp, m)
+        let t = constantType == nil ? try type.eval(fp, m) : .nilValue
         guard plain else {
             let fields = try record.entries(fp, m)
-            try m.emitEvent(type: t, fields: fields, key: try key.eval(fp, m), at: range)
+            try m.emitEvent(type: constantType.map { .string($0) } ?? t, fields: fields, key: try key.eval(fp, m), at: range)
             return .nilValue
         }
         let base = m.top
@@ -87,7 +91,11 @@ final class EmitRecordNode: Node {
                 try m.push(try record.values.eval(i, fp, m), range)
                 i += 1
             }
-            try m.emitEvent(type: t, names: record.names, values: base, key: try key.eval(fp, m), at: range)
+            if let ct = constantType {
+                try m.emitEvent(type: ct, names: record.names, values: base, key: try key.eval(fp, m), at: range)
+            } else {
+                try m.emitEvent(type: t, names: record.names, values: base, key: try key.eval(fp, m), at: range)
+            }
         } catch {
             m.pop(to: base)
             throw error
