@@ -166,7 +166,7 @@ final class Branches: Waiter, LoopWork, @unchecked Sendable {
                 cancelRunning()
             }
         case .failure(let e):
-            let marked = mark(e, scope(i))
+            let marked = m.branchError(e, path: scope(i).prefix, run: run)
             if isRace {
                 failures.append((i, marked))
             } else if failure == nil {
@@ -176,17 +176,6 @@ final class Branches: Waiter, LoopWork, @unchecked Sendable {
         }
         if failure == nil && winner == nil && next < count { launch() }
         if active == 0 && (next == count || failure != nil || winner != nil) { end() }
-    }
-
-    /// A branch's error as the code that waits sees it: a Flow error knows the branch's
-    /// path; a cancellation is an event of the run.
-    private func mark(_ e: Error, _ s: PathScope) -> Error {
-        if let fe = e as? FlowError {
-            if fe.value.path == nil { fe.value.path = s.prefix }
-        } else if e is CancellationError {
-            _ = try? m.emit(run, "branch:cancelled", [("path", .str(s.prefix))])
-        }
-        return e
     }
 
     private func cancelRunning() {

@@ -102,11 +102,6 @@ final class ParallelNode: Node {
         return try finish(b, try m.loop.run { try await Fiber.park(b, on: m.loop) }, m)
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        let b = try branches(fp, m, Run.context)
-        return try finish(b, try await Fiber.park(b, on: m.loop), m)
-    }
-
     // State 1: the branches run (`a.extra`).
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0 {
@@ -183,10 +178,6 @@ final class ParallelForNode: Node {
         return try m.loop.run { try await Fiber.park(b, on: m.loop) }
     }
 
-    override func evalAsync(_ fp: Frame, _ m: Interpreter) async throws -> Value {
-        try await Fiber.park(try branches(fp, m, Run.context), on: m.loop)
-    }
-
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0 {
             a.state = 1
@@ -198,7 +189,7 @@ final class ParallelForNode: Node {
 
 extension Interpreter {
     /// A spawned task's code: its own path scope, `branch:cancelled` when cancelled,
-    /// errors marked with its path.
+    /// errors marked with its path (`branchError`, as for the branches of `parallel`).
     func branch(_ f: Value, _ args: [Value], path scope: PathScope, run: Run, range: SourceRange) async throws -> Value {
         run.branches += 1
         defer { run.branches -= 1 }
@@ -206,13 +197,20 @@ extension Interpreter {
             return try await Run.within(run, scope: scope) {
                 try await invokeAsync(f, args, named: nil, range: range)
             }
-        } catch let e as FlowError {
-            if e.value.path == nil { e.value.path = scope.prefix }
-            throw e
-        } catch is CancellationError {
-            _ = try? emit(run, "branch:cancelled", [("path", .str(scope.prefix))])
-            throw CancellationError()
+        } catch {
+            throw branchError(error, path: scope.prefix, run: run)
         }
+    }
+
+    /// A branch's error as the code that waits for it sees it: a Flow error knows the
+    /// branch's path; a cancellation is an event of the run (`branch:cancelled`).
+    func branchError(_ e: Error, path: @autoclosure () -> String, run: Run) -> Error {
+        if let fe = e as? FlowError {
+            if fe.value.path == nil { fe.value.path = path() }
+        } else if e is CancellationError {
+            _ = try? emit(run, "branch:cancelled", [("path", .str(path()))])
+        }
+        return e
     }
 }
 
