@@ -408,33 +408,28 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     /// `emit(type, {record}, key)` with its arguments evaluated (`EmitRecordNode`): the
-    /// fields are the record's entries, with no map made for them.
-    func emitEvent(type: Value, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
+    /// fields are the record's entries, with no map made for them. A type known when
+    /// compiled comes as `constant` (interned; `type` is then not read).
+    func emitEvent(type: Value, constant: StringBox?, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
         let run = try emittingRun(at: range)
-        let (t, k) = try eventTypeAndKey(type, key, run, at: range)
-        try emit(run, t, fields, key: k)
+        let t = try constant ?? eventType(type, at: range)
+        try emit(run, t, fields, key: try eventKey(key, run, at: range))
     }
 
     /// The same with the record's values in a window of the value stack (`values`, one per
     /// name; they move into the event).
-    func emitEvent(type: Value, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
+    func emitEvent(type: Value, constant: StringBox?, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
         let run = try emittingRun(at: range)
-        let (t, k) = try eventTypeAndKey(type, key, run, at: range)
-        try emitRecord(run, t, names: names, values: values, key: k)
+        let t = try constant ?? eventType(type, at: range)
+        try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
     }
 
-    /// The same with a type known when compiled (interned).
-    func emitEvent(type: StringBox, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
-        let run = try emittingRun(at: range)
-        try emitRecord(run, type, names: names, values: values, key: try eventKey(key, run, at: range))
-    }
-
-    /// An event's type (interned) and its key, checked.
-    private func eventTypeAndKey(_ type: Value, _ key: Value, _ run: Run, at range: SourceRange) throws -> (StringBox, String?) {
+    /// An event's type, checked and interned.
+    private func eventType(_ type: Value, at range: SourceRange) throws -> StringBox {
         guard case .string(let t) = type else {
             throw error(ErrorKind.type, "emit: expects a string as argument 1, found \(type.typeName)", at: range)
         }
-        return (intern(t), try eventKey(key, run, at: range))
+        return intern(t)
     }
 
     /// An event's key, checked: read only for a durable run.

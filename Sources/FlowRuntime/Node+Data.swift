@@ -80,7 +80,7 @@ final class EmitRecordNode: Node {
         let t = constantType == nil ? try type.eval(fp, m) : .nilValue
         guard plain else {
             let fields = try record.entries(fp, m)
-            try m.emitEvent(type: constantType.map { .string($0) } ?? t, fields: fields, key: try key.eval(fp, m), at: range)
+            try m.emitEvent(type: t, constant: constantType, fields: fields, key: try key.eval(fp, m), at: range)
             return .nilValue
         }
         let base = m.top
@@ -91,11 +91,7 @@ final class EmitRecordNode: Node {
                 try m.push(try record.values.eval(i, fp, m), range)
                 i += 1
             }
-            if let ct = constantType {
-                try m.emitEvent(type: ct, names: record.names, values: base, key: try key.eval(fp, m), at: range)
-            } else {
-                try m.emitEvent(type: t, names: record.names, values: base, key: try key.eval(fp, m), at: range)
-            }
+            try m.emitEvent(type: t, constant: constantType, names: record.names, values: base, key: try key.eval(fp, m), at: range)
         } catch {
             m.pop(to: base)
             throw error
