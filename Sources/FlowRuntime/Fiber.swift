@@ -287,11 +287,18 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     /// `advance` with this fiber's context as the loop's turn context (for the code of a
     /// task, between its waits: `Interpreter.executingRun`).
     private func advanceInTurn(_ first: Step) throws -> Halt {
+        try inTurn { try advance(first) }
+    }
+
+    /// Runs `body` with this fiber's context as the loop's turn context, then puts back
+    /// the one it found (turns nest when synchronous code waits on the loop).
+    @inline(__always)
+    private func inTurn<T>(_ body: () throws -> T) rethrows -> T {
         let loop = m.loop
         let outer = loop.turnContext
         loop.turnContext = context.map { .passUnretained($0) }
         defer { loop.turnContext = outer }
-        return try advance(first)
+        return try body()
     }
 
     /// Steps until the stack empties or a wait comes. An error no activation handles
@@ -411,12 +418,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     func runOnLoop() {
         parked = nil
         parkedTask = nil
-        let loop = m.loop
-        let outer = loop.turnContext
-        loop.turnContext = context.map { .passUnretained($0) }
-        let halt = Run.$context.withValue(context, operation: turn)
-        loop.turnContext = outer
-        guard let halt else { return }
+        guard let halt = inTurn({ Run.$context.withValue(context, operation: turn) }) else { return }
         dropSpare()
         // A cancelled branch's waits are cancelled as they start, as a cancelled task's
         // are: those that check end at once, the others (a run's ending) go on.

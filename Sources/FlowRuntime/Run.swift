@@ -310,32 +310,28 @@ public final class PathScope: @unchecked Sendable {
     }
     @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int)] = []
 
-    /// `prefix/name#k`.
-    private func path(_ name: String, _ k: Int) -> String { numbered(prefix, "/", name, "#", k) }
-}
-
-/// `prefix` `separator` `name` `mark` `k` (no separator when the prefix is empty), written
-/// byte by byte into a string of the right size: appending the pieces cost five appends
-/// and a number's description, a path per node and an id per run.
-func numbered(_ prefix: String, _ separator: Unicode.Scalar, _ name: String, _ mark: Unicode.Scalar, _ k: Int) -> String {
-    var p = prefix
-    var n = name
-    var digits = 1
-    var rest = k / 10
-    while rest > 0 { digits += 1; rest /= 10 }
-    let count = (p.isEmpty ? 0 : p.utf8.count + 1) + n.utf8.count + 1 + digits
-    return String(unsafeUninitializedCapacity: count) { out in
-        var i = 0
-        if !p.isEmpty {
-            p.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
-            out[i] = UInt8(separator.value); i += 1
+    /// `prefix/name#k`, written byte by byte into a string of the right size: appending
+    /// the pieces cost five appends and a number's description, a path per node.
+    private func path(_ name: String, _ k: Int) -> String {
+        var p = prefix
+        var n = name
+        var digits = 1
+        var rest = k / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        let count = (p.isEmpty ? 0 : p.utf8.count + 1) + n.utf8.count + 1 + digits
+        return String(unsafeUninitializedCapacity: count) { out in
+            var i = 0
+            if !p.isEmpty {
+                p.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
+                out[i] = UInt8(ascii: "/"); i += 1
+            }
+            n.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
+            out[i] = UInt8(ascii: "#"); i += 1
+            var v = k
+            var j = i + digits - 1
+            repeat { out[j] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; j -= 1 } while v > 0
+            return i + digits
         }
-        n.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
-        out[i] = UInt8(mark.value); i += 1
-        var v = k
-        var j = i + digits - 1
-        repeat { out[j] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; j -= 1 } while v > 0
-        return i + digits
     }
 }
 
@@ -474,10 +470,10 @@ extension Interpreter {
             if let session, key != nil {
                 try recordScript(session)
                 session.nextRunNumber += 1
-                id = numbered("", "/", session.record.id, "-", session.nextRunNumber)
+                id = "\(session.record.id)-\(session.nextRunNumber)"
             } else {
                 nextRunNumber += 1
-                id = numbered("", "/", "run", "-", nextRunNumber)
+                id = "run-\(nextRunNumber)"
             }
             run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now(), keys: keys)
             if let key { run.log = newLog(for: run, key: key) }
