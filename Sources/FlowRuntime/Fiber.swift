@@ -612,10 +612,11 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     private func finishTop(_ v: Value) -> Value {
         count -= 1
         let a = (stack + count).move()
-        guard let c = a.callee else { return v }
+        // Not bound to a name: that retained and released the callee.
+        guard a.callee != nil else { return v }
         var r = v
         if m.signal == .returnValue { m.signal = .none; r = m.returnValue; m.returnValue = .nilValue }
-        release(a.fp, c)
+        release(a.fp, size: a.callee.unsafelyUnwrapped.proto.frameSize)
         return r
     }
 
@@ -636,8 +637,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         spare = nil
     }
 
-    private func release(_ fp: Frame, _ c: Closure) {
-        let size = c.proto.frameSize
+    private func release(_ fp: Frame, size: Int) {
         dropFrame(fp, size)
         // The larger of the frames freed since the last wait is kept for the next call
         // (every node calls the engine): no malloc and free per call.
@@ -665,7 +665,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
             count -= 1
             let a = (stack + count).move()
             if let c = a.callee {
-                release(a.fp, c)
+                release(a.fp, size: c.proto.frameSize)
                 if let fe = e as? FlowError { fe.unwind(through: m.describe(c.proto), calledFrom: callSite) }
             }
         }

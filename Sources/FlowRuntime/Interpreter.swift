@@ -801,6 +801,8 @@ final class EventKeys: @unchecked Sendable {
     /// makes: interning them at each event hashed every name.
     let runStart, runEnd, state, flow, args, parent, status, result, error, next, keys, old, new: StringBox
     let completed, failed, cancelled, continued: StringBox
+    /// The keys of the map a node hands the engine: `{name, path, options, run}`.
+    let step: [StringBox]
 
     /// What `Interpreter.keys` holds until the interpreter has made its own.
     static let unset = EventKeys { StringBox($0) }
@@ -815,6 +817,7 @@ final class EventKeys: @unchecked Sendable {
         status = i("status"); result = i("result"); error = i("error")
         next = i("next"); keys = i("keys"); old = i("old"); new = i("new")
         completed = i("completed"); failed = i("failed"); cancelled = i("cancelled"); continued = i("continued")
+        step = [name, path, options, run]
     }
 
     /// An event field.

@@ -7,6 +7,12 @@
 /// it equals, as `1 == 1.0`. While the keys are exactly 0, 1, 2… in insertion order
 /// (`sequential`), only the values are stored and a value's position is its key: no
 /// keys, no hashing, no index (Lua's array part, with the order kept).
+///
+/// A record made by a literal (`{name: n, path: p}`) is `shaped`: its keys are the
+/// literal's names, one array the compiler made and every record of that literal shares,
+/// and only the values are its own. Making and freeing it then touches one object for
+/// the keys instead of one per key; adding a new key or removing one gives it entries
+/// of its own.
 public final class MapBox: @unchecked Sendable {
     public struct Entry {
         public var key: Value
@@ -22,6 +28,9 @@ public final class MapBox: @unchecked Sendable {
     @exclusivity(unchecked) private var positional: [Value] = []
     /// True while every key i is `.int(i)`; the map then lives in `positional`.
     @exclusivity(unchecked) private var sequential = true
+    /// The keys of a shaped record, distinct and interned, when its values are in
+    /// `positional` (the value of `shape[i]` at position i). Shared: never changed.
+    @exclusivity(unchecked) private var shape: [StringBox]?
     /// Entries removed from an indexed map stay in `store` as holes (a `.cell` key, which
     /// no real key can be) until they are half of it; then `store` is compacted. Without
     /// an index there are no holes.
@@ -44,13 +53,22 @@ public final class MapBox: @unchecked Sendable {
         // the engine makes) are kept and never looked up by key.
     }
 
+    /// A record of a literal's names (distinct and interned; at most `linearLimit`) and
+    /// their values, in order.
+    init(shape: [StringBox], values: [Value]) {
+        if shape.isEmpty { return }
+        self.shape = shape
+        positional = values
+        sequential = false
+    }
+
     public init(_ pairs: [(String, Value)]) {
         for (k, v) in pairs { set(k, v) }
     }
 
     deinit { index?.deallocate() }
 
-    public var count: Int { sequential ? positional.count : store.count - holes }
+    public var count: Int { sequential || shape != nil ? positional.count : store.count - holes }
 
     /// The entries without holes.
     private var live: [Entry] { holes == 0 ? store : store.filter { !MapBox.isHole($0.key) } }
@@ -63,16 +81,20 @@ public final class MapBox: @unchecked Sendable {
     /// The entries in insertion order (built on demand for a positional map).
     public var entries: [Entry] {
         if sequential { return positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) } }
+        if let shape { return zip(shape, positional).map { Entry(key: .string($0), value: $1) } }
         return live
     }
     public var keys: [Value] {
-        sequential ? positional.indices.map { Value.int($0) } : live.map { $0.key }
+        if sequential { return positional.indices.map { Value.int($0) } }
+        if let shape { return shape.map { .string($0) } }
+        return live.map { $0.key }
     }
-    public var values: [Value] { sequential ? positional : live.map { $0.value } }
+    public var values: [Value] { sequential || shape != nil ? positional : live.map { $0.value } }
 
     /// True when every key is a string (an empty map too), looked at in place.
     public var keysAreStrings: Bool {
         if sequential { return positional.isEmpty }
+        if shape != nil { return true }
         var i = 0
         let n = store.count
         while i < n {
@@ -134,6 +156,35 @@ public final class MapBox: @unchecked Sendable {
         return c
     }
 
+    /// The position of a string key in `shape`: the same box, or the same text when the
+    /// key was not interned by the same table (a box of one table with other text is
+    /// another key, as in `get(box:)`).
+    @inline(__always) private static func position(of key: StringBox, in shape: [StringBox]) -> Int? {
+        let table = key.table
+        var i = 0
+        let n = shape.count
+        while i < n {
+            let s = shape[i]
+            if s === key || ((table == 0 || s.table != table) && s.value == key.value) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The position of a normalized key in a shaped record's values.
+    @inline(__always) private func shaped(_ shape: [StringBox], _ key: Value) -> Int? {
+        guard case .string(let s) = key else { return nil }
+        return MapBox.position(of: s, in: shape)
+    }
+
+    /// Gives a shaped record entries of its own (before a key is added or removed).
+    private func leaveShape() {
+        guard let shape else { return }
+        store = zip(shape, positional).map { Entry(key: .string($0), value: $1) }
+        positional = []
+        self.shape = nil
+    }
+
     /// The position in `store` of a normalized key, or nil (not for positional maps).
     @inline(__always) private func find(_ key: Value) -> Int? {
         if index == nil && store.count > MapBox.linearLimit { rebuild(MapBox.capacity(for: store.count)) }
@@ -185,6 +236,7 @@ public final class MapBox: @unchecked Sendable {
         guard MapBox.isKey(key) else { return nil }
         let k = MapBox.normalize(key)
         if sequential { return getPositional(k) }
+        if let shape { return shaped(shape, k).map { positional[$0] } }
         guard let i = find(k) else { return nil }
         return store[i].value
     }
@@ -194,6 +246,16 @@ public final class MapBox: @unchecked Sendable {
     /// Looks up a string key by a box the compiler interned: a pointer compare first.
     @inline(__always) func get(box: StringBox) -> Value? {
         if sequential { return nil }
+        if let shape {
+            // Most lookups are of a field of the literal the record came from: its box.
+            var i = 0
+            let n = shape.count
+            while i < n {
+                if shape[i] === box { return positional[i] }
+                i += 1
+            }
+            return MapBox.position(of: box, in: shape).map { positional[$0] }
+        }
         if index == nil && store.count <= MapBox.linearLimit {
             var i = 0
             let n = store.count
@@ -220,6 +282,10 @@ public final class MapBox: @unchecked Sendable {
         if sequential {
             if setPositional(k, value) { return true }
             leaveSequential()
+        }
+        if let shape {
+            if let i = shaped(shape, k) { positional[i] = value; return true }
+            leaveShape()
         }
         if let i = find(k) { store[i].value = value; return true }
         store.append(Entry(key: k, value: value))
@@ -271,6 +337,10 @@ public final class MapBox: @unchecked Sendable {
             if i == positional.count - 1 { return positional.removeLast() }
             leaveSequential()
         }
+        if let shape {
+            guard shaped(shape, k) != nil else { return nil }
+            leaveShape()
+        }
         guard let i = find(k) else { return nil }
         guard let table = index else { return store.remove(at: i).value }
         // Indexed: leave a hole (and a removed mark in the index) instead of moving the
@@ -292,6 +362,7 @@ public final class MapBox: @unchecked Sendable {
     public func copy() -> MapBox {
         let m = MapBox()
         m.sequential = sequential
+        m.shape = shape
         m.positional = positional
         m.store = live
         if index != nil { m.rebuild(capacity) }

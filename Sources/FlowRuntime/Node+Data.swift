@@ -39,9 +39,24 @@ final class MapNode: Node {
 final class RecordNode: Node {
     let names: [StringBox]
     let values: NodeArray
-    init(names: [StringBox], values: [Node]) { self.names = names; self.values = NodeArray(values) }
+    /// The names are interned, distinct and few: the records share them (`MapBox` shaped).
+    let shaped: Bool
+    init(names: [StringBox], values: [Node]) {
+        self.names = names; self.values = NodeArray(values)
+        shaped = names.count <= MapBox.linearLimit && names.allSatisfy { $0.isInterned }
+            && Set(names.map { ObjectIdentifier($0) }).count == names.count
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        .map(MapBox(distinct: try entries(fp, m)))
+        guard shaped else { return .map(MapBox(distinct: try entries(fp, m))) }
+        var values: [Value] = []
+        let n = self.values.count
+        values.reserveCapacity(n)
+        var i = 0
+        while i < n {
+            values.append(try self.values.eval(i, fp, m))
+            i += 1
+        }
+        return .map(MapBox(shape: names, values: values))
     }
 
     /// The record's fields, evaluated in order.
@@ -71,8 +86,12 @@ final class EmitRecordNode: Node {
     /// The type, when it is a constant string (interned, as the compiler's are): not
     /// evaluated, copied or looked up at each event.
     let constantType: StringBox?
+    /// The record's names and value nodes, held here too: read through `record`, each was
+    /// retained and released around every field's evaluation.
+    let names: [StringBox], values: NodeArray
     init(type: Node, record: RecordNode, key: Node, range: SourceRange) {
         self.type = type; self.record = record; self.key = key; self.range = range
+        names = record.names; values = record.values
         plain = !record.names.contains { ["seq", "type", "run", "at"].contains($0.value) }
         if case .string(let b)? = (type as? ConstNode)?.value, b.isInterned { constantType = b } else { constantType = nil }
     }
@@ -85,13 +104,13 @@ final class EmitRecordNode: Node {
         }
         let base = m.top
         do {
-            let n = record.values.count
+            let n = values.count
             var i = 0
             while i < n {
-                try m.push(try record.values.eval(i, fp, m), range)
+                try m.push(try values.eval(i, fp, m), range)
                 i += 1
             }
-            try m.emitEvent(type: t, constant: constantType, names: record.names, values: base, key: try key.eval(fp, m), at: range)
+            try m.emitEvent(type: t, constant: constantType, names: names, values: base, key: try key.eval(fp, m), at: range)
         } catch {
             m.pop(to: base)
             throw error

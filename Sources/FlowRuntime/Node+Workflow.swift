@@ -21,17 +21,11 @@ final class NodeNode: Node {
             throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
         }
         try m.checkSwap(run)
-        let path = (context.scope ?? run.rootScope).next(node: nameBox)
-        let k = m.keys
-        let node = MapBox(distinct: [
-            MapBox.Entry(key: .string(k.name), value: .string(nameBox)),
-            MapBox.Entry(key: .string(k.path), value: .str(path)),
-            MapBox.Entry(key: .string(k.options), value: try options.eval(fp, m)),
-            MapBox.Entry(key: .string(k.run), value: .string(run.idBox)),
-        ])
         guard let runner = m.runNode else {
             throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
         }
+        let path = (context.scope ?? run.rootScope).next(node: nameBox)
+        let node = MapBox(shape: m.keys.step, values: [.string(nameBox), .str(path), try options.eval(fp, m), .string(run.idBox)])
         return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth), context)
     }
 
@@ -51,15 +45,25 @@ final class NodeNode: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 {
             a.state = 2
-            f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
+            if let context = f.context { NodeNode.exchange(context, &a.extra) }
             return f.done(input)
         }
         let (runner, step, body, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
-        a.extra = context.scope
+        a.extra = scope
+        NodeNode.exchange(context, &a.extra)
         a.value = step
-        context.scope = scope
         a.state = 1
         return f.call(runner, step, body)
+    }
+
+    /// Swaps the context's scope with the one an activation keeps: moved both ways, with
+    /// no retain or release (`Activation.extra` is an `AnyObject?`, one pointer as a
+    /// `PathScope?` is, and holds only path scopes for a node).
+    @inline(__always)
+    static func exchange(_ context: RunContext, _ extra: inout AnyObject?) {
+        withUnsafeMutablePointer(to: &extra) { p in
+            p.withMemoryRebound(to: PathScope?.self, capacity: 1) { swap(&context.scope, &$0.pointee) }
+        }
     }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
@@ -73,7 +77,7 @@ final class NodeNode: Node {
                 _ = try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
             }
         }
-        f.context?.scope = a.extra.map { unsafeDowncast($0, to: PathScope.self) }
+        if let context = f.context { NodeNode.exchange(context, &a.extra) }
         return nil
     }
 
