@@ -121,6 +121,14 @@ public struct BuiltinCall {
         self.owner = owner
     }
 
+    /// The interpreter, lent to `body` with no retain: a builtin that reads `interpreter`
+    /// retains and releases it around what it calls (the engine's builtins run at every
+    /// node).
+    @inlinable @inline(__always)
+    public func withInterpreter<T>(_ body: (Interpreter) throws -> T) rethrows -> T {
+        try Unmanaged.passUnretained(interpreter)._withUnsafeGuaranteedRef(body)
+    }
+
     /// The arguments as an array (a copy).
     public var args: [Value] { Array(UnsafeBufferPointer(start: base, count: count)) }
     public subscript(_ i: Int) -> Value { i < count ? base[i] : .nilValue }

@@ -456,7 +456,7 @@ extension Interpreter {
     public var isReplaying: Bool {
         // Without a store no run has a log: no need to find the current run (the engine
         // asks at every node).
-        guard configuration.store != nil, let log = executingRun?.log else { return false }
+        guard hasStore, let log = executingRun?.log else { return false }
         return log.effectsLeft > 0 || log.cancelRequested || !log.overrides.isEmpty || log.migration != nil
     }
 

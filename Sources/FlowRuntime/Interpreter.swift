@@ -157,8 +157,22 @@ public final class Interpreter: @unchecked Sendable {
     func intern(_ box: StringBox) -> StringBox { box.isInterned ? box : intern(box.value) }
     var modulesLoading: Set<String> = []
 
+    /// Whether the configuration has a store: runs have logs only then.
+    let hasStore: Bool
+    /// The configured clock when it is the system's: called directly, with no retain of
+    /// the configuration's existential (four reads a node).
+    private let systemClock: SystemClock?
+
+    /// Monotonic nanoseconds of the configured clock (`monotonic()`, event times).
+    @inline(__always) public var monotonicNow: Int {
+        if let c = systemClock { return c.now() }
+        return configuration.clock.now()
+    }
+
     public init(configuration: Configuration) {
         self.configuration = configuration
+        self.hasStore = configuration.store != nil
+        self.systemClock = configuration.clock as? SystemClock
         self.maxCallDepth = configuration.maxCallDepth
         stackBase = Frame.allocate(capacity: Interpreter.stackSlots)
         top = stackBase
@@ -419,6 +433,15 @@ public final class Interpreter: @unchecked Sendable {
     /// The same with the record's values in a window of the value stack (`values`, one per
     /// name; they move into the event).
     func emitEvent(type: Value, constant: StringBox?, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
+        // The engine's events, two a node: the run is borrowed from the loop's turn
+        // context, which holds it while the fiber steps.
+        if let c = loop.turnContext, let run = c._withUnsafeGuaranteedRef({ $0.run.map(Unmanaged.passUnretained) }) {
+            try run._withUnsafeGuaranteedRef { run in
+                let t = try constant ?? eventType(type, at: range)
+                try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
+            }
+            return
+        }
         let run = try emittingRun(at: range)
         let t = try constant ?? eventType(type, at: range)
         try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))

@@ -811,7 +811,7 @@ extension Interpreter {
         // The base fields are the emitter's; keys that are not strings are not fields.
         let own = ownFields(fields)
         let seq = run.log?.nextSeq ?? run.log_.count + 1
-        let at = configuration.clock.now() - run.startedAt
+        let at = monotonicNow - run.startedAt
         if let log = run.log, try !record(run, log, type: type.value, key: key, fields: own, durable: durable) {
             // Replay re-created an event the log holds: it is already in `run.events`.
             return nil
@@ -825,7 +825,7 @@ extension Interpreter {
     func emitRecord(_ run: Run, _ type: StringBox, names: [StringBox], values: Frame, key: String?) throws {
         let n = names.count
         let seq = run.log?.nextSeq ?? run.log_.count + 1
-        let at = configuration.clock.now() - run.startedAt
+        let at = monotonicNow - run.startedAt
         if let log = run.log {
             var fields: [MapBox.Entry] = []
             fields.reserveCapacity(n)

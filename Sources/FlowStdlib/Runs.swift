@@ -22,7 +22,7 @@ extension Stdlib {
         // True while the current run replays its log (or has a fork's changes or a
         // cancellation to apply where the log ends): the engine asks `recorded` only then.
         i.define("replaying", parameters: []) { call in
-            .bool(call.interpreter.isReplaying)
+            .bool(call.withInterpreter { $0.isReplaying })
         }
         // The engine asks for a node's recorded outcome; replay hands it back in log order.
         i.defineSuspending("recorded", parameters: ["key"], blocking: { call in

@@ -121,7 +121,7 @@ public enum Stdlib {
             }
             return try call.interpreter.effect("env") { environment[name].map { .str($0) } ?? fallback }
         }
-        i.define("monotonic", parameters: []) { call in .duration(call.interpreter.configuration.clock.now()) }
+        i.define("monotonic", parameters: []) { call in .duration(call.withInterpreter { $0.monotonicNow }) }
         i.define("args", parameters: []) { call in .list(call.interpreter.configuration.arguments.map { Value.str($0) }) }
         i.defineWaiting("sleep", parameters: ["duration"]) { call in
             let ns: Int
