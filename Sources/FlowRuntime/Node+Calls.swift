@@ -118,14 +118,19 @@ final class Call0Node: Node {
     let calleeSlot: Int
     let closureTag = Borrow.closureTag
     init(callee: Node, range: SourceRange) { self.callee = callee; self.range = range; calleeSlot = slotOf(callee) }
-    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        if calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) {
-            let result: Value? = try borrowed._withUnsafeGuaranteedRef { c in
-                guard c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
-                return try m.runClosure(c, m.top, argc: 0, range)
-            }
-            if let result { return result }
+    /// The call of a synchronous closure in a plain local, borrowed from its slot; nil
+    /// when the callee is anything else.
+    @inline(__always)
+    private func borrowedCall(_ fp: Frame, _ m: Interpreter) throws -> Value? {
+        guard calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) else { return nil }
+        return try borrowed._withUnsafeGuaranteedRef { c in
+            guard c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
+            return try m.runClosure(c, m.top, argc: 0, range)
         }
+    }
+
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if let result = try borrowedCall(fp, m) { return result }
         let f = try callee.eval(fp, m)
         if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
             return try m.runClosure(c, m.top, argc: 0, range)
@@ -133,8 +138,11 @@ final class Call0Node: Node {
         if case .builtin(let b) = f { return try m.callBuiltin(b, base: m.top, count: 0, named: nil, at: range) }
         return try m.invoke(f, [], named: nil, range: range)
     }
+    // A synchronous callee runs at once, as in `eval` (the engine's `body()` of a node
+    // that does not suspend): no trip through the fiber's call registers.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 { return f.done(input) }
+        if let result = try borrowedCall(a.fp, f.m) { return f.done(result) }
         a.state = 1
         return f.call(try callee.eval(a.fp, f.m), [], nil)
     }
@@ -177,11 +185,19 @@ final class Call1Node: Node {
         }
         return try m.invoke(f, [x], named: nil, range: range)
     }
+    // A synchronous closure runs at once, as in `eval`.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 { return f.done(input) }
+        let m = f.m
+        let callee = try self.callee.eval(a.fp, m)
+        let x = try a0.eval(a.fp, m)
+        if case .closure(let c) = callee, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            let nfp = m.top
+            nfp.initialize(to: consume x)
+            return f.done(try m.runClosure(c, nfp, argc: 1, range))
+        }
         a.state = 1
-        let callee = try self.callee.eval(a.fp, f.m)
-        return f.call(callee, try a0.eval(a.fp, f.m))
+        return f.call(callee, x)
     }
     override var callRange: SourceRange? { range }
 }
@@ -212,11 +228,19 @@ final class Call2Node: Node {
         }
         return try m.invoke(f, [x, y], named: nil, range: range)
     }
+    // A synchronous closure runs at once, as in `eval`.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 { return f.done(input) }
+        let m = f.m
+        let callee = try self.callee.eval(a.fp, m)
+        let x = try a0.eval(a.fp, m), y = try a1.eval(a.fp, m)
+        if case .closure(let c) = callee, c.proto.arity == 2, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+            let nfp = m.top
+            nfp.initialize(to: consume x)
+            (nfp + 1).initialize(to: consume y)
+            return f.done(try m.runClosure(c, nfp, argc: 2, range))
+        }
         a.state = 1
-        let callee = try self.callee.eval(a.fp, f.m)
-        let x = try a0.eval(a.fp, f.m), y = try a1.eval(a.fp, f.m)
         return f.call(callee, x, y)
     }
     override var callRange: SourceRange? { range }
