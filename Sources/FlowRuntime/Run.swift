@@ -104,17 +104,21 @@ public final class Run: @unchecked Sendable {
 
     /// Event `i` as a map, made once: later looks get the same map.
     func event(_ i: Int) -> Value {
-        if let made = log_[i].map { return .map(made) }
+        if let made = maps[i] { return .map(made) }
         let map = self.map(of: log_[i])
-        log_[i].map = map
+        maps[i] = map
         return .map(map)
     }
 
+    /// The maps of the events looked at (by hooks, hosts or scripts), by position.
+    @exclusivity(unchecked) private var maps: [Int: MapBox] = [:]
+
     /// The map of an event of this run: `{seq, type, run, at}` and the event's fields.
     func map(of e: RunEvent) -> MapBox {
-        var entries = baseEntries(seq: e.seq, type: e.type, at: e.at, room: e.names.count)
+        let kind = kinds[Int(e.kind)]
+        var entries = baseEntries(seq: e.seq, type: kind.type, at: e.at, room: kind.names.count)
         var i = 0
-        for name in e.names {
+        for name in kind.names {
             entries.append(MapBox.Entry(key: .string(name), value: e.values![i]))
             i += 1
         }
@@ -158,7 +162,7 @@ public final class Run: @unchecked Sendable {
         for e in log_ {
             guard let p = e.values else { continue }
             var i = 0
-            let n = e.names.count
+            let n = kinds[Int(e.kind)].names.count
             while i < n { _ = (p + i).move(); i += 1 }
         }
         var c = chunk
@@ -190,9 +194,28 @@ public final class Run: @unchecked Sendable {
     /// Adds an event whose `names.count` values were just put in `valueSpace`; gives its
     /// index.
     func addEvent(seq: Int, type: StringBox, at: Int, names: [StringBox], values: UnsafeMutablePointer<Value>?) -> Int {
-        log_.append(RunEvent(seq: seq, type: type, at: at, names: names, values: names.isEmpty ? nil : values, map: nil))
+        log_.append(RunEvent(seq: seq, at: at, values: names.isEmpty ? nil : values, kind: kind(type, names)))
         return log_.count - 1
     }
+
+    /// The types and field names of this run's events, each pair kept once: an event
+    /// names its pair by position (`RunEvent.kind`), so keeping it retains nothing.
+    @exclusivity(unchecked) private(set) var kinds: [EventKind] = []
+
+    /// The position of `(type, names)` in `kinds`, added if it is not among the last few
+    /// (a run's events are mostly of a handful of kinds, emitted by the same sites; a run
+    /// that emits many kinds keeps some twice rather than searching them all).
+    private func kind(_ type: StringBox, _ names: [StringBox]) -> Int32 {
+        var i = kinds.count - 1
+        let stop = max(0, kinds.count - Run.kindsSearched)
+        while i >= stop {
+            if kinds[i].type === type && EventKind.same(kinds[i].names, names) { return Int32(i) }
+            i -= 1
+        }
+        kinds.append(EventKind(type: type, names: names))
+        return Int32(kinds.count - 1)
+    }
+    static let kindsSearched = 8
 
     /// Adds an event with a copy of `fields`, whose keys are strings; gives its index.
     func addEvent(seq: Int, type: StringBox, at: Int, fields: [MapBox.Entry]) -> Int {
@@ -213,18 +236,38 @@ public final class Run: @unchecked Sendable {
 }
 
 
-/// An event as a run keeps it: the fields every event has, the emitter's own fields,
-/// and the map scripts and hosts see, made at the first look (`Run.event`).
+/// An event as a run keeps it: the fields every event has and the values of the
+/// emitter's own fields, in the run's chunks (`Run.valueSpace`); its type and field names
+/// are the run's `kinds[kind]`. Nothing in it is counted: keeping an event and freeing it
+/// retain and release nothing. The map scripts and hosts see is made at the first look
+/// (`Run.event`).
 struct RunEvent {
     let seq: Int
-    let type: StringBox
     /// Nanoseconds since the run started.
     let at: Int
-    /// The emitter's fields: their names, and their values in the run's chunks
-    /// (`Run.valueSpace`).
-    let names: [StringBox]
     let values: UnsafeMutablePointer<Value>?
-    var map: MapBox?
+    let kind: Int32
+}
+
+/// An event's type and field names.
+struct EventKind {
+    let type: StringBox
+    let names: [StringBox]
+
+    /// The same names: the same array (an `emit` site's), or the same boxes.
+    static func same(_ a: [StringBox], _ b: [StringBox]) -> Bool {
+        let n = a.count
+        guard n == b.count else { return false }
+        if n == 0 { return true }
+        let identical = a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
+        if identical { return true }
+        var i = 0
+        while i < n {
+            if a[i] !== b[i] { return false }
+            i += 1
+        }
+        return true
+    }
 }
 
 /// Where a task's code runs (`Run.context`): its run and its path scope. Each task that
