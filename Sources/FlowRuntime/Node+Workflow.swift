@@ -16,24 +16,31 @@ final class NodeNode: Node {
         self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
     }
 
-    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext?, depth: CallDepth) throws -> (Value, Value, Value, PathScope, RunContext) {
-        guard let context, let run = context.run else {
-            throw m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
+    /// The engine's function, the step map, the body and the node's scope. The run is
+    /// borrowed from the context, which holds it.
+    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext, depth: CallDepth) throws -> (Value, Value, Value, PathScope) {
+        guard let run = context.run.map(Unmanaged.passUnretained) else { throw outsideAFlow(m) }
+        return try run._withUnsafeGuaranteedRef { run in
+            try m.checkSwap(run)
+            guard let runner = m.runNode else {
+                throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
+            }
+            let path = (context.scope ?? run.rootScope).next(node: nameBox)
+            let node = MapBox(shape: m.keys.step, values: [.string(nameBox), .str(path), try options.eval(fp, m), .string(run.idBox)])
+            return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth))
         }
-        try m.checkSwap(run)
-        guard let runner = m.runNode else {
-            throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
-        }
-        let path = (context.scope ?? run.rootScope).next(node: nameBox)
-        let node = MapBox(shape: m.keys.step, values: [.string(nameBox), .str(path), try options.eval(fp, m), .string(run.idBox)])
-        return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth), context)
+    }
+
+    private func outsideAFlow(_ m: Interpreter) -> FlowError {
+        m.error(ErrorKind.value, "node '\(name)' runs only inside a flow (nodes are steps of a run)", at: range)
     }
 
     // The engine runs the node in the node's own path scope: what happens inside it
     // (nested nodes, timers, effects) is keyed under the node's path, so a replay that
     // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        let (runner, step, body, scope, context) = try prepare(fp, m, Run.context, depth: m.callDepth)
+        guard let context = Run.context else { throw outsideAFlow(m) }
+        let (runner, step, body, scope) = try prepare(fp, m, context, depth: m.callDepth)
         let outer = context.scope
         context.scope = scope
         defer { context.scope = outer }
@@ -48,7 +55,8 @@ final class NodeNode: Node {
             if let context = f.context { NodeNode.exchange(context, &a.extra) }
             return f.done(input)
         }
-        let (runner, step, body, scope, context) = try prepare(a.fp, f.m, f.context, depth: f.depth)
+        guard let context = f.context else { throw outsideAFlow(f.m) }
+        let (runner, step, body, scope) = try prepare(a.fp, f.m, context, depth: f.depth)
         a.extra = scope
         NodeNode.exchange(context, &a.extra)
         a.value = step
