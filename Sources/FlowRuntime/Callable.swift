@@ -77,14 +77,14 @@ final class ArgumentStorage {
     /// The file of the call's range, which the call refers to without a retain.
     let file: SourceFile?
     init(copying source: UnsafeMutablePointer<Value>, count: Int, file: SourceFile?) {
-        base = UnsafeMutablePointer<Value>.allocate(capacity: max(1, count))
+        base = Heap.allocate(Value.self, capacity: count)
         base.initialize(from: source, count: count)
         self.count = count
         self.file = file
     }
     deinit {
         base.deinitialize(count: count)
-        base.deallocate()
+        Heap.free(base)
     }
 }
 

@@ -420,7 +420,7 @@ struct RingQueue<Element> {
     private var head = 0
     private(set) var count = 0
 
-    init() { buffer = .allocate(capacity: capacity) }
+    init() { buffer = Heap.allocate(capacity: capacity) }
 
     var isEmpty: Bool { count == 0 }
 
@@ -440,11 +440,11 @@ struct RingQueue<Element> {
 
     private mutating func grow() {
         let larger = capacity * 2
-        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: larger)
+        let bigger = Heap.allocate(Element.self, capacity: larger)
         let first = min(count, capacity - head)
         bigger.moveInitialize(from: buffer + head, count: first)
         (bigger + first).moveInitialize(from: buffer, count: count - first)
-        buffer.deallocate()
+        Heap.free(buffer)
         buffer = bigger
         capacity = larger
         head = 0
@@ -453,6 +453,6 @@ struct RingQueue<Element> {
     /// Frees what is left (the owner calls it once, from its deinit).
     mutating func release() {
         while count > 0 { _ = pop() }
-        buffer.deallocate()
+        Heap.free(buffer)
     }
 }

@@ -115,14 +115,14 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     convenience init(_ m: Interpreter, range: SourceRange?) {
         let context = Run.context
         self.init(m, range: range, context: context, depth: context?.scope?.depth ?? m.rootDepth)
-        stack = .allocate(capacity: 4)
+        stack = Heap.allocate(capacity: 4)
         capacity = 4
     }
 
     deinit {
         stack.deinitialize(count: count)
-        if capacity > 0 { stack.deallocate() }
-        spare?.deallocate()
+        if capacity > 0 { Heap.free(stack) }
+        if let spare { Heap.free(spare) }
     }
 
     /// A step's request to call `f` (`return f.call(…)`).
@@ -216,10 +216,10 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     @inline(never)
     private func grow() {
         let larger = capacity == 0 ? max(4, branches?.stackSize ?? 4) : capacity + capacity / 2
-        let bigger = UnsafeMutablePointer<Activation>.allocate(capacity: larger)
+        let bigger = Heap.allocate(Activation.self, capacity: larger)
         if capacity > 0 {
             bigger.moveInitialize(from: stack, count: count)
-            stack.deallocate()
+            Heap.free(stack)
         }
         stack = bigger
         capacity = larger
@@ -627,13 +627,13 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
             spare = nil
             return f
         }
-        return Frame.allocate(capacity: max(1, size))
+        return Heap.allocate(Value.self, capacity: size)
     }
 
     /// Frees the spare frame: a fiber that waits keeps no memory it does not use.
     @inline(__always)
     private func dropSpare() {
-        spare?.deallocate()
+        if let spare { Heap.free(spare) }
         spare = nil
     }
 
@@ -642,7 +642,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         // The larger of the frames freed since the last wait is kept for the next call
         // (every node calls the engine): no malloc and free per call.
         if let old = spare {
-            if size > spareSize { old.deallocate(); spare = fp; spareSize = size } else { fp.deallocate() }
+            if size > spareSize { Heap.free(old); spare = fp; spareSize = size } else { Heap.free(fp) }
         } else {
             spare = fp
             spareSize = max(1, size)

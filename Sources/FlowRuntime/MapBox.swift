@@ -66,7 +66,7 @@ public final class MapBox: @unchecked Sendable {
         for (k, v) in pairs { set(k, v) }
     }
 
-    deinit { index?.deallocate() }
+    deinit { if let index { Heap.free(index) } }
 
     public var count: Int { sequential || shape != nil ? positional.count : store.count - holes }
 
@@ -319,9 +319,9 @@ public final class MapBox: @unchecked Sendable {
             store.removeAll { MapBox.isHole($0.key) }
             holes = 0
         }
-        index?.deallocate()
+        if let index { Heap.free(index) }
         capacity = newCapacity
-        let table = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
+        let table = Heap.allocate(Int32.self, capacity: newCapacity)
         table.initialize(repeating: -1, count: newCapacity)
         index = table
         for p in store.indices { insert(p, into: table) }

@@ -168,7 +168,7 @@ public final class Run: @unchecked Sendable {
         var c = chunk
         while let this = c {
             c = this.load(as: UnsafeMutableRawPointer?.self)
-            this.deallocate()
+            Heap.free(this)
         }
     }
 
@@ -184,7 +184,7 @@ public final class Run: @unchecked Sendable {
     @inline(never)
     private func newChunk(_ capacity: Int) {
         let size = Run.chunkHeader + capacity * MemoryLayout<Value>.stride
-        let c = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<Value>.alignment)
+        let c = Heap.raw(byteCount: size)
         c.storeBytes(of: chunk, as: UnsafeMutableRawPointer?.self)
         chunk = c
         chunkUsed = 0
