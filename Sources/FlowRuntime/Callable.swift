@@ -21,6 +21,8 @@ public final class FunctionProto: @unchecked Sendable {
     /// True when the body can suspend (sleep, and later awaits and nodes): such a function
     /// runs on the async path; every other one runs synchronously.
     @exclusivity(unchecked) public internal(set) var isAsync = false
+    /// The name as the interpreter interned it, once a run of it has started.
+    @exclusivity(unchecked) var internedName: StringBox?
     /// True for a `flow`: calling it starts a run.
     @exclusivity(unchecked) public internal(set) var isFlow = false
     public let range: SourceRange?

@@ -826,6 +826,9 @@ final class EventKeys: @unchecked Sendable {
     let completed, failed, cancelled, continued: StringBox
     /// The keys of the map a node hands the engine: `{name, path, options, run}`.
     let step: [StringBox]
+    /// The field names of the runtime's own events (`Interpreter.emitFields`): a run's
+    /// start, its ends (completed, failed, continued) and a state write.
+    let lineage, completion, failure, continuation, stateChange: [StringBox]
 
     /// What `Interpreter.keys` holds until the interpreter has made its own.
     static let unset = EventKeys { StringBox($0) }
@@ -841,6 +844,11 @@ final class EventKeys: @unchecked Sendable {
         next = i("next"); keys = i("keys"); old = i("old"); new = i("new")
         completed = i("completed"); failed = i("failed"); cancelled = i("cancelled"); continued = i("continued")
         step = [name, path, options, run]
+        lineage = [flow, args, parent]
+        completion = [status, result]
+        failure = [status, error]
+        continuation = [status, next]
+        stateChange = [path, keys, old, new]
     }
 
     /// An event field.

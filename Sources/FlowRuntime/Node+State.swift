@@ -61,8 +61,12 @@ final class StateAssignNode: Node {
                 keys.append(key)
                 // `keys` lets a reader of the log (flow history) rebuild the state.
                 let k = m.keys
-                try m.emit(run, k.state, [EventKeys.field(k.path, .str(path)), EventKeys.field(k.keys, .list(keys)),
-                                          EventKeys.field(k.old, old), EventKeys.field(k.new, v)])
+                try m.emitFields(run, k.state, k.stateChange) {
+                    try m.push(.str(path), range)
+                    try m.push(.list(keys), range)
+                    try m.push(old, range)
+                    try m.push(v, range)
+                }
                 return .nilValue
             }
             keys.append(key)

@@ -38,6 +38,8 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) var compensations: [(path: String, undo: Value, result: Value)] = []
     /// The id as a string value, made once.
     lazy var idBox = StringBox(id)
+    /// The flow's name, interned (its function's, shared by all its runs), when known.
+    var flowBox: StringBox?
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
     @exclusivity(unchecked) var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
@@ -212,6 +214,8 @@ public final class Run: @unchecked Sendable {
             if kinds[i].type === type && EventKind.same(kinds[i].names, names) { return Int32(i) }
             i -= 1
         }
+        // A run's start, its nodes' start and end and its end are four kinds.
+        if kinds.isEmpty { kinds.reserveCapacity(4) }
         kinds.append(EventKind(type: type, names: names))
         return Int32(kinds.count - 1)
     }
@@ -519,6 +523,11 @@ extension Interpreter {
                 id = "run-\(nextRunNumber)"
             }
             run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now(), keys: keys)
+            run.flowBox = c.proto.internedName ?? {
+                let b = intern(c.proto.name)
+                c.proto.internedName = b
+                return b
+            }()
             if let key { run.log = newLog(for: run, key: key) }
         }
         if let previous {
@@ -647,15 +656,36 @@ extension Interpreter {
     @inline(never)
     func beginRun(_ run: Run, _ args: [Value], resumed: Bool) throws {
         let k = keys
-        // The flow's name is interned (one box for every run of it), the parent's id is
-        // its box: a run's start makes no string boxes.
-        let lineage = [EventKeys.field(k.flow, .string(intern(run.flow))), EventKeys.field(k.args, .list(args)),
-                       EventKeys.field(k.parent, run.parent.map { .string($0.idBox) } ?? .nilValue)]
+        // The flow's name is interned once (one box for every run of it), the parent's id
+        // is its box: a run's start makes no string boxes.
+        let flow = run.flowBox ?? intern(run.flow)
         if let log = run.log, resumed {
+            let lineage = [EventKeys.field(k.flow, .string(flow)), EventKeys.field(k.args, .list(args)),
+                           EventKeys.field(k.parent, run.parent.map { .string($0.idBox) } ?? .nilValue)]
             try emit(run, intern("run:resumed"), lineage, key: "event:run:resumed#\(log.nextSeq)")
         } else {
-            try emit(run, k.runStart, lineage)
+            try emitFields(run, k.runStart, k.lineage) {
+                try push(.string(flow), nil)
+                try push(.list(args), nil)
+                try push(run.parent.map { .string($0.idBox) } ?? .nilValue, nil)
+            }
         }
+    }
+
+    /// Emits one of the runtime's own events, whose field names are a constant of
+    /// `EventKeys`: `push` pushes one value a name, which move from the value stack into
+    /// the event (as `emit(type, {record})` does) — no array of fields, no names made.
+    func emitFields(_ run: Run, _ type: StringBox, _ names: [StringBox], _ push: () throws -> Void) throws {
+        let base = top
+        do {
+            try push()
+            precondition(top - base == names.count, "one value a field name")
+            try emitRecord(run, type, names: names, values: base, key: nil)
+        } catch {
+            pop(to: base)
+            throw error
+        }
+        pop(to: base)
     }
 
     /// A run ended: past `Configuration.keptRuns` finished root runs, the oldest go (with
@@ -691,7 +721,10 @@ extension Interpreter {
         run.status = .completed
         run.endedAt = configuration.clock.now()
         let k = keys
-        try emit(run, k.runEnd, [EventKeys.field(k.status, .string(k.completed)), EventKeys.field(k.result, result)])
+        try emitFields(run, k.runEnd, k.completion) {
+            try push(.string(k.completed), nil)
+            try push(result, nil)
+        }
         try finishRecord(run, parent: run.parent)
         forgetOldRuns(after: run)
     }
@@ -701,7 +734,10 @@ extension Interpreter {
         run.status = .failed
         run.endedAt = configuration.clock.now()
         let k = keys
-        _ = try? emit(run, k.runEnd, [EventKeys.field(k.status, .string(k.failed)), EventKeys.field(k.error, .error(e.value))])
+        try? emitFields(run, k.runEnd, k.failure) {
+            try push(.string(k.failed), nil)
+            try push(.error(e.value), nil)
+        }
         try? finishRecord(run, parent: run.parent, error: e.value)
         forgetOldRuns(after: run)
     }
