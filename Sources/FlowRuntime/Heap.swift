@@ -11,7 +11,7 @@ import Darwin
 /// alignment, which it serves with `posix_memalign` even when `malloc`'s 16 bytes would
 /// do; glibc's aligned path splits and merges chunks where `malloc` takes one from a
 /// per-thread cache, about three times the instructions for the small blocks a run
-/// allocates several of (docs/interpreter.md, "Where the memory goes").
+/// allocates several of (docs/interpreter.md, "Memory blocks").
 enum Heap {
     /// Room for `capacity` values of `T` (at least one), uninitialized. `T`'s alignment
     /// is at most `malloc`'s.
