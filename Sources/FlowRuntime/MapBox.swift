@@ -29,8 +29,10 @@ public final class MapBox: @unchecked Sendable {
     /// True while every key i is `.int(i)`; the map then lives in `positional`.
     @exclusivity(unchecked) private var sequential = true
     /// The keys of a shaped record, distinct and interned, when its values are in
-    /// `positional` (the value of `shape[i]` at position i). Shared: never changed.
+    /// `fields` (the value of `shape[i]` at position i). Shared: never changed.
     @exclusivity(unchecked) private var shape: [StringBox]?
+    /// A shaped record's values (set exactly when `shape` is).
+    @exclusivity(unchecked) private var fields: FieldValues?
     /// Entries removed from an indexed map stay in `store` as holes (a `.cell` key, which
     /// no real key can be) until they are half of it; then `store` is compacted. Without
     /// an index there are no holes.
@@ -55,10 +57,10 @@ public final class MapBox: @unchecked Sendable {
 
     /// A record of a literal's names (distinct and interned; at most `linearLimit`) and
     /// their values, in order.
-    init(shape: [StringBox], values: [Value]) {
+    init(shape: [StringBox], fields: FieldValues) {
         if shape.isEmpty { return }
         self.shape = shape
-        positional = values
+        self.fields = fields
         sequential = false
     }
 
@@ -68,7 +70,11 @@ public final class MapBox: @unchecked Sendable {
 
     deinit { if let index { Heap.free(index) } }
 
-    public var count: Int { sequential || shape != nil ? positional.count : store.count - holes }
+    public var count: Int {
+        if sequential { return positional.count }
+        if let fields { return fields.count }
+        return store.count - holes
+    }
 
     /// The entries without holes.
     private var live: [Entry] { holes == 0 ? store : store.filter { !MapBox.isHole($0.key) } }
@@ -81,7 +87,7 @@ public final class MapBox: @unchecked Sendable {
     /// The entries in insertion order (built on demand for a positional map).
     public var entries: [Entry] {
         if sequential { return positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) } }
-        if let shape { return zip(shape, positional).map { Entry(key: .string($0), value: $1) } }
+        if let shape, let fields { return shape.indices.map { Entry(key: .string(shape[$0]), value: fields[$0]) } }
         return live
     }
     public var keys: [Value] {
@@ -89,7 +95,11 @@ public final class MapBox: @unchecked Sendable {
         if let shape { return shape.map { .string($0) } }
         return live.map { $0.key }
     }
-    public var values: [Value] { sequential || shape != nil ? positional : live.map { $0.value } }
+    public var values: [Value] {
+        if sequential { return positional }
+        if let fields { return fields.array }
+        return live.map { $0.value }
+    }
 
     /// True when every key is a string (an empty map too), looked at in place.
     public var keysAreStrings: Bool {
@@ -179,10 +189,10 @@ public final class MapBox: @unchecked Sendable {
 
     /// Gives a shaped record entries of its own (before a key is added or removed).
     private func leaveShape() {
-        guard let shape else { return }
-        store = zip(shape, positional).map { Entry(key: .string($0), value: $1) }
-        positional = []
+        guard let shape, let fields else { return }
+        store = shape.indices.map { Entry(key: .string(shape[$0]), value: fields[$0]) }
         self.shape = nil
+        self.fields = nil
     }
 
     /// The position in `store` of a normalized key, or nil (not for positional maps).
@@ -236,7 +246,7 @@ public final class MapBox: @unchecked Sendable {
         guard MapBox.isKey(key) else { return nil }
         let k = MapBox.normalize(key)
         if sequential { return getPositional(k) }
-        if let shape { return shaped(shape, k).map { positional[$0] } }
+        if let shape, let fields { return shaped(shape, k).map { fields[$0] } }
         guard let i = find(k) else { return nil }
         return store[i].value
     }
@@ -246,15 +256,15 @@ public final class MapBox: @unchecked Sendable {
     /// Looks up a string key by a box the compiler interned: a pointer compare first.
     @inline(__always) func get(box: StringBox) -> Value? {
         if sequential { return nil }
-        if let shape {
+        if let shape, let fields {
             // Most lookups are of a field of the literal the record came from: its box.
             var i = 0
             let n = shape.count
             while i < n {
-                if shape[i] === box { return positional[i] }
+                if shape[i] === box { return fields[i] }
                 i += 1
             }
-            return MapBox.position(of: box, in: shape).map { positional[$0] }
+            return MapBox.position(of: box, in: shape).map { fields[$0] }
         }
         if index == nil && store.count <= MapBox.linearLimit {
             var i = 0
@@ -284,7 +294,7 @@ public final class MapBox: @unchecked Sendable {
             leaveSequential()
         }
         if let shape {
-            if let i = shaped(shape, k) { positional[i] = value; return true }
+            if let i = shaped(shape, k) { fields.unsafelyUnwrapped[i] = value; return true }
             leaveShape()
         }
         if let i = find(k) { store[i].value = value; return true }
@@ -363,10 +373,43 @@ public final class MapBox: @unchecked Sendable {
         let m = MapBox()
         m.sequential = sequential
         m.shape = shape
+        m.fields = fields.map { f in FieldValues.make(count: f.count) { p, done in
+            while done < f.count { (p + done).initialize(to: f[done]); done += 1 }
+        } }
         m.positional = positional
         m.store = live
         if index != nil { m.rebuild(capacity) }
         m.typeName = typeName
         return m
     }
+}
+
+/// The values of a shaped record, in the same allocation as their count: made and freed
+/// with one `malloc` and a loop that releases them, where an array went through the
+/// runtime's generic destroy and a value witness for each (the step map of every node).
+final class FieldValues: ManagedBuffer<Int, Value>, @unchecked Sendable {
+    /// Values whose `count` the caller initializes in `body`, in order; if it throws, the
+    /// ones initialized so far are kept (`initialized` says how many).
+    static func make(count: Int, _ body: (UnsafeMutablePointer<Value>, _ initialized: inout Int) throws -> Void) rethrows -> FieldValues {
+        let box = unsafeDowncast(create(minimumCapacity: count) { _ in 0 }, to: FieldValues.self)
+        try box.withUnsafeMutablePointers { n, e in try body(e, &n.pointee) }
+        return box
+    }
+
+    deinit {
+        withUnsafeMutablePointers { n, e in
+            var i = 0
+            let count = n.pointee
+            while i < count { _ = (e + i).move(); i += 1 }
+        }
+    }
+
+    var count: Int { header }
+
+    subscript(_ i: Int) -> Value {
+        get { withUnsafeMutablePointerToElements { $0[i] } }
+        set { withUnsafeMutablePointerToElements { $0[i] = newValue } }
+    }
+
+    var array: [Value] { (0..<count).map { self[$0] } }
 }

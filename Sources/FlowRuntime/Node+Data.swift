@@ -48,15 +48,15 @@ final class RecordNode: Node {
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         guard shaped else { return .map(MapBox(distinct: try entries(fp, m))) }
-        var values: [Value] = []
-        let n = self.values.count
-        values.reserveCapacity(n)
-        var i = 0
-        while i < n {
-            values.append(try self.values.eval(i, fp, m))
-            i += 1
+        let n = values.count
+        if n == 0 { return .map(MapBox()) }
+        let fields = try FieldValues.make(count: n) { p, done in
+            while done < n {
+                (p + done).initialize(to: try values.eval(done, fp, m))
+                done += 1
+            }
         }
-        return .map(MapBox(shape: names, values: values))
+        return .map(MapBox(shape: names, fields: fields))
     }
 
     /// The record's fields, evaluated in order.

@@ -26,7 +26,15 @@ final class NodeNode: Node {
                 throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
             }
             let path = (context.scope ?? run.rootScope).next(node: nameBox)
-            let node = MapBox(shape: m.keys.step, values: [.string(nameBox), .str(path), try options.eval(fp, m), .string(run.idBox)])
+            let options = try self.options.eval(fp, m)
+            let fields = FieldValues.make(count: 4) { p, done in
+                p.initialize(to: .string(nameBox))
+                (p + 1).initialize(to: .str(path))
+                (p + 2).initialize(to: options)
+                (p + 3).initialize(to: .string(run.idBox))
+                done = 4
+            }
+            let node = MapBox(shape: m.keys.step, fields: fields)
             return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth))
         }
     }
