@@ -9,6 +9,10 @@ enum Step {
     /// Evaluate this child (one that may suspend) in the same frame, then step again with
     /// its value (`Step.child`).
     case enter(Unmanaged<Node>)
+    /// Evaluate this child in the node's place: its value is the node's, and the node has
+    /// nothing left to do (an `if`'s branch, a block's last statement). The activation is
+    /// reused, so the node is not stepped again just to pass the value on (`Step.become`).
+    case replace(Unmanaged<Node>)
     /// Call the function the node put in the fiber (`Fiber.call`), then step again with
     /// the result.
     case call
@@ -21,6 +25,10 @@ enum Step {
 
     /// Evaluate `n`, then step again with its value.
     static func child(_ n: Node) -> Step { .enter(.passUnretained(n)) }
+
+    /// Evaluate `n` in place of the node stepping: its value is the node's. Only for a
+    /// node that keeps nothing in its activation and does nothing when an error passes.
+    static func become(_ n: Node) -> Step { .replace(.passUnretained(n)) }
 }
 
 /// The async path of Flow code: an explicit stack of activations, one per node at work,
@@ -43,7 +51,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     struct Activation {
         /// Unretained: the node belongs to the body of a function that a closure below
         /// (or the fiber's caller) keeps alive.
-        let node: Unmanaged<Node>
+        var node: Unmanaged<Node>
         let fp: Frame
         /// What a node keeps between its steps (a `try`'s result, a node's step map…).
         var value = Value.nilValue
@@ -314,6 +322,13 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
                 input = finishTop(v)
             case .enter(let n):
                 push(Activation(node: n, fp: stack[count - 1].fp))
+                input = .nilValue
+            case .replace(let n):
+                // The frame and the callee whose frame it is stay with the activation.
+                let top = stack + (count - 1)
+                assert(top.pointee.extra == nil, "a node that keeps something is not replaced")
+                top.pointee.node = n
+                top.pointee.state = 0
                 input = .nilValue
             case .call:
                 do {

@@ -232,7 +232,8 @@ final class BlockNode: Node {
             if m.signal != .none { return f.done(.nilValue) }
         }
         if n == 0 { return f.done(.nilValue) }
-        if children.yields(n - 1) { a.state = Int32(n); return .enter(children.ref(n - 1)) }
+        // The last statement's value is the block's: it runs in the block's place.
+        if children.yields(n - 1) { return .replace(children.ref(n - 1)) }
         return f.done(try children.eval(n - 1, fp, m))
     }
 }
@@ -262,7 +263,7 @@ final class Block2Node: Node {
         default: return f.done(input)
         }
         if m.signal != .none { return f.done(.nilValue) }
-        if second.yields { a.state = 2; return .child(second) }
+        if second.yields { return .become(second) }
         return f.done(try second.eval(a.fp, m))
     }
 }
@@ -356,7 +357,7 @@ final class IfNode: Node {
         default: return f.done(input)
         }
         let branch = c ? then : otherwise
-        if branch.yields { a.state = 2; return .child(branch) }
+        if branch.yields { return .become(branch) }
         return f.done(try branch.eval(a.fp, f.m))
     }
 }
