@@ -122,7 +122,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     /// A fiber for Swift async code of the current task.
     convenience init(_ m: Interpreter, range: SourceRange?) {
         let context = Run.context
-        self.init(m, range: range, context: context, depth: context?.scope?.depth ?? m.rootDepth)
+        self.init(m, range: range, context: context, depth: context?.depth ?? m.rootDepth)
         stack = Heap.allocate(capacity: 4)
         capacity = 4
     }

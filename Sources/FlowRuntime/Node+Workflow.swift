@@ -18,7 +18,7 @@ final class NodeNode: Node {
 
     /// The engine's function, the step map, the body and the node's scope. The run is
     /// borrowed from the context, which holds it.
-    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext, depth: CallDepth) throws -> (Value, Value, Value, PathScope) {
+    func prepare(_ fp: Frame, _ m: Interpreter, _ context: RunContext) throws -> (Value, Value, Value, String) {
         guard let run = context.run.map(Unmanaged.passUnretained) else { throw outsideAFlow(m) }
         return try run._withUnsafeGuaranteedRef { run in
             try m.checkSwap(run)
@@ -35,7 +35,7 @@ final class NodeNode: Node {
                 done = 4
             }
             let node = MapBox(shape: m.keys.step, fields: fields)
-            return (runner, .map(node), try body.eval(fp, m), PathScope(prefix: path, depth: depth))
+            return (runner, .map(node), try body.eval(fp, m), path)
         }
     }
 
@@ -48,10 +48,11 @@ final class NodeNode: Node {
     // skips a recorded node skips exactly its part of the log.
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         guard let context = Run.context else { throw outsideAFlow(m) }
-        let (runner, step, body, scope) = try prepare(fp, m, context, depth: m.callDepth)
-        let outer = context.scope
-        context.scope = scope
-        defer { context.scope = outer }
+        let depth = m.callDepth
+        let (runner, step, body, path) = try prepare(fp, m, context)
+        var saved: AnyObject? = nil
+        context.enterNode(path: path, depth: depth, saving: &saved)
+        defer { context.leaveNode(restoring: &saved) }
         return try m.invoke(runner, [step, body], named: nil, range: range)
     }
 
@@ -60,27 +61,17 @@ final class NodeNode: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state != 0 {
             a.state = 2
-            if let context = f.context { NodeNode.exchange(context, &a.extra) }
+            f.context?.leaveNode(restoring: &a.extra)
             return f.done(input)
         }
         guard let context = f.context else { throw outsideAFlow(f.m) }
-        let (runner, step, body, scope) = try prepare(a.fp, f.m, context, depth: f.depth)
-        a.extra = scope
-        NodeNode.exchange(context, &a.extra)
+        let (runner, step, body, path) = try prepare(a.fp, f.m, context)
+        context.enterNode(path: path, depth: f.depth, saving: &a.extra)
         a.value = step
         a.state = 1
         return f.call(runner, step, body)
     }
 
-    /// Swaps the context's scope with the one an activation keeps: moved both ways, with
-    /// no retain or release (`Activation.extra` is an `AnyObject?`, one pointer as a
-    /// `PathScope?` is, and holds only path scopes for a node).
-    @inline(__always)
-    static func exchange(_ context: RunContext, _ extra: inout AnyObject?) {
-        withUnsafeMutablePointer(to: &extra) { p in
-            p.withMemoryRebound(to: PathScope?.self, capacity: 1) { swap(&context.scope, &$0.pointee) }
-        }
-    }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
         guard a.state == 1 else { return nil }
@@ -93,7 +84,7 @@ final class NodeNode: Node {
                 _ = try? m.emit(run, "node:cancelled", [("node", .str(name)), ("path", path)])
             }
         }
-        if let context = f.context { NodeNode.exchange(context, &a.extra) }
+        f.context?.leaveNode(restoring: &a.extra)
         return nil
     }
 

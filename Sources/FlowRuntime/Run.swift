@@ -277,10 +277,72 @@ struct EventKind {
 /// Where a task's code runs (`Run.context`): its run and its path scope. Each task that
 /// runs Flow code has its own; a node sets `scope` while the engine runs it and puts the
 /// old one back after.
+///
+/// A node's own scope is made only when something asks for it (`scope`): a nested node,
+/// a branch, a timer's key. Most nodes ask for none, and making one was about 900
+/// instructions a node (`enterNode`, `leaveNode`).
 final class RunContext: @unchecked Sendable {
     @exclusivity(unchecked) var run: Run?
-    @exclusivity(unchecked) var scope: PathScope?
-    init(run: Run?, scope: PathScope?) { self.run = run; self.scope = scope }
+    /// The scope paths are made in: made now if it is a node's that nothing asked for yet.
+    var scope: PathScope? {
+        get {
+            if pendingPath != nil { makePending() }
+            return made
+        }
+        set {
+            pendingPath = nil
+            made = newValue
+        }
+    }
+    /// The async call depth the scope counts in, read without making a node's scope.
+    var depth: CallDepth? {
+        if pendingPath != nil { return pendingDepth }
+        return made?.depth
+    }
+    @exclusivity(unchecked) private var made: PathScope?
+    /// The path of the node whose scope is not made yet, and its depth (the node's fiber,
+    /// or the caller's scope, keeps that alive while the node runs).
+    @exclusivity(unchecked) private var pendingPath: String?
+    @exclusivity(unchecked) private unowned(unsafe) var pendingDepth: CallDepth?
+
+    init(run: Run?, scope: PathScope?) { self.run = run; self.made = scope }
+
+    @inline(never)
+    private func makePending() {
+        made = PathScope(prefix: pendingPath.unsafelyUnwrapped, depth: pendingDepth.unsafelyUnwrapped)
+        pendingPath = nil
+        pendingDepth = nil
+    }
+
+    /// A node starts: its scope, whose path is `path`, replaces the current one (which
+    /// goes to `saved`, nil before) and is made when first asked for. The current scope
+    /// is made already: the node's path was taken from it.
+    @inline(__always)
+    func enterNode(path: String, depth: CallDepth, saving saved: inout AnyObject?) {
+        RunContext.exchange(&made, &saved)
+        pendingPath = path
+        pendingDepth = depth
+    }
+
+    /// The node is over (or unwound): the scope `enterNode` saved comes back; the node's,
+    /// if it was made, goes.
+    @inline(__always)
+    func leaveNode(restoring saved: inout AnyObject?) {
+        pendingPath = nil
+        pendingDepth = nil
+        made = nil
+        RunContext.exchange(&made, &saved)
+    }
+
+    /// Swaps a scope with the one an activation keeps: moved both ways, with no retain
+    /// or release (`Activation.extra` is an `AnyObject?`, one pointer as a `PathScope?`
+    /// is, and holds only path scopes for a node).
+    @inline(__always)
+    private static func exchange(_ scope: inout PathScope?, _ extra: inout AnyObject?) {
+        withUnsafeMutablePointer(to: &extra) { p in
+            p.withMemoryRebound(to: PathScope?.self, capacity: 1) { swap(&scope, &$0.pointee) }
+        }
+    }
 }
 
 /// How deeply the async Flow calls of one task are nested, for the call-depth limit of
@@ -543,7 +605,7 @@ extension Interpreter {
     }
 
     /// The depth counter of the calling task.
-    var callDepth: CallDepth { Run.scope?.depth ?? rootDepth }
+    var callDepth: CallDepth { Run.context?.depth ?? rootDepth }
 
     /// The run's body, and how it ended.
     /// Like `runFlow`, its frame stays while the run is suspended: the rare endings are
