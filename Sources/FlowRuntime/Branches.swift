@@ -82,22 +82,25 @@ final class Branches: Waiter, LoopWork, @unchecked Sendable {
     private let range: SourceRange
     /// The path scope of branch `i`, made when the branch starts.
     private let scope: (Int) -> PathScope
-    private var results: [Value]
+    // Only the loop's thread touches a `Branches`, one access at a time: without
+    // `@exclusivity(unchecked)`, writing an element of `results` or `fibers` was checked
+    // at run time (a begin and an end access), three times a branch.
+    @exclusivity(unchecked) private var results: [Value]
     /// The fibers of the branches running now.
-    private var fibers: [Fiber?]
+    @exclusivity(unchecked) private var fibers: [Fiber?]
     /// Branches launched (`next`), started on the loop (`started`), not ended (`active`).
-    private var next = 0
-    private var started = 0
-    private var active = 0
-    private var failure: Error?
-    private var failures: [(Int, Error)] = []
+    @exclusivity(unchecked) private var next = 0
+    @exclusivity(unchecked) private var started = 0
+    @exclusivity(unchecked) private var active = 0
+    @exclusivity(unchecked) private var failure: Error?
+    @exclusivity(unchecked) private var failures: [(Int, Error)] = []
     /// For a race: the branch that won.
-    private(set) var winner: Int?
-    private var won = Value.nilValue
-    private var target: WaitTarget?
+    @exclusivity(unchecked) private(set) var winner: Int?
+    @exclusivity(unchecked) private var won = Value.nilValue
+    @exclusivity(unchecked) private var target: WaitTarget?
     /// The largest stack (in activations) a branch's fiber has needed: the next ones
     /// start with that much.
-    var stackSize = 4
+    @exclusivity(unchecked) var stackSize = 4
 
     init(_ m: Interpreter, run: Run, path: String, functions: [Value], items: [Value]?, limit: Int, race: Bool,
          range: SourceRange, scope: @escaping (Int) -> PathScope) {

@@ -18,7 +18,7 @@ public final class Run: @unchecked Sendable {
     /// `$`.
     public let state = MapBox()
     @exclusivity(unchecked) public internal(set) var status: Status = .running
-    public weak var parent: Run?
+    @exclusivity(unchecked) public weak var parent: Run?
     @exclusivity(unchecked) public internal(set) var children: [Run] = []
     /// The events so far, as maps.
     public var events: [Value] {
@@ -39,13 +39,13 @@ public final class Run: @unchecked Sendable {
     /// The id as a string value, made once.
     lazy var idBox = StringBox(id)
     /// The flow's name, interned (its function's, shared by all its runs), when known.
-    var flowBox: StringBox?
+    @exclusivity(unchecked) var flowBox: StringBox?
     /// Tasks started by `spawn`; any still running when the run ends are cancelled.
     @exclusivity(unchecked) var tasks: [Task<Value, Error>] = []
     /// The path scope of the run's own code (branches get scopes of their own).
     lazy var rootScope = PathScope(prefix: flow, depth: callDepth ?? CallDepth(0))
     /// The call depth of the task that started the run (its code counts on from there).
-    var callDepth: CallDepth?
+    @exclusivity(unchecked) var callDepth: CallDepth?
 
     /// True once the run has ended, one way or another.
     public var isFinished: Bool {
@@ -62,7 +62,7 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) var branches = 0
     /// For a successor started by `continue_as_new`: the key of the call that started the
     /// first run of the chain (the parent records the chain's end under it).
-    var callKey: String?
+    @exclusivity(unchecked) var callKey: String?
     /// The version of the flow the run executes, and a newer one offered to it (taken at
     /// its next node boundary: HotSwap.swift).
     @exclusivity(unchecked) var closure: Closure?
