@@ -48,45 +48,45 @@ public final class ScriptSession: @unchecked Sendable {
 /// A durable run's log as this process knows it: what the store held when it resumed,
 /// and what it appended since.
 final class RunLog {
-    var record: RunRecord
-    var dirty = false
+    @exclusivity(unchecked) var record: RunRecord
+    @exclusivity(unchecked) var dirty = false
     /// Recorded events by key.
-    var recorded: [String: Recorded] = [:]
+    @exclusivity(unchecked) var recorded: [String: Recorded] = [:]
     /// Recorded effects not asked for yet, by scope (the key up to its last '/'), in log
     /// order: replay is at its frontier in a scope when its list is empty.
-    var unused: [Substring: [String]] = [:]
-    var effectsLeft = 0
+    @exclusivity(unchecked) var unused: [Substring: [String]] = [:]
+    @exclusivity(unchecked) var effectsLeft = 0
     /// For a recorded effect with effects inside it (a node whose body slept, wrote…): how
     /// many. Taking the outer one takes them too, since its body does not run again.
-    var nested: [String: Int] = [:]
-    var nextSeq = 1
+    @exclusivity(unchecked) var nested: [String: Int] = [:]
+    @exclusivity(unchecked) var nextSeq = 1
     /// Appended events not yet written; written with the next effect (or the run's end).
-    var pending: [EventRecord] = []
-    var consumed: [Int] = []
+    @exclusivity(unchecked) var pending: [EventRecord] = []
+    @exclusivity(unchecked) var consumed: [Int] = []
     /// Whether the record is in the store yet.
-    var written = false
+    @exclusivity(unchecked) var written = false
     /// When the oldest buffered event was appended (unix seconds).
-    var pendingSince = 0.0
+    @exclusivity(unchecked) var pendingSince = 0.0
     /// `flow cancel` asked for it: the run replays (if it was not running), then is
     /// cancelled where it goes live, or at its next node or effect.
-    var cancelRequested = false
+    @exclusivity(unchecked) var cancelRequested = false
     /// When a live run next looks in its inbox for a cancellation (monotonic ns).
-    var nextCancelCheck = 0
+    @exclusivity(unchecked) var nextCancelCheck = 0
     /// The cancellation was thrown: the run is ending, and looks no more.
-    var cancelTaken = false
+    @exclusivity(unchecked) var cancelTaken = false
     /// A hot swap in progress: the version replayed, and the state mapping to apply at
     /// the frontier (HotSwap.swift).
-    var migration: (version: Int, transform: Value?)?
+    @exclusivity(unchecked) var migration: (version: Int, transform: Value?)?
     /// When the run stopped for a swap (wall seconds): `swap:start` reports it, so the
     /// cost of reloading the log is part of what a swap is seen to take.
-    var swapBegan: Double?
+    @exclusivity(unchecked) var swapBegan: Double?
     /// After a swap, history events get keys of a new epoch: the new code's counters need
     /// not match the old code's.
-    var epoch = 0
+    @exclusivity(unchecked) var epoch = 0
     /// Nodes a migrating replay skipped so far.
-    var skipped = 0
+    @exclusivity(unchecked) var skipped = 0
     /// State changes a fork applies where its copied log ends (`rewind --set`).
-    var overrides: [(keys: [Value], value: Value)] = []
+    @exclusivity(unchecked) var overrides: [(keys: [Value], value: Value)] = []
 
     init(record: RunRecord) { self.record = record }
 

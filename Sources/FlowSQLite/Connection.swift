@@ -50,7 +50,7 @@ struct Row {
 /// under its lock only. Statements are prepared once per SQL text and kept.
 final class Connection {
     let handle: OpaquePointer
-    private var statements: [String: OpaquePointer] = [:]
+    @exclusivity(unchecked) private var statements: [String: OpaquePointer] = [:]
     /// More distinct statements than the store has (about twenty) means queries built from
     /// options; past this many the cache starts again.
     static let cachedStatements = 64
