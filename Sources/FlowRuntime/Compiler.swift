@@ -22,6 +22,8 @@ struct Compiler {
     }
 
     var asyncMode: Bool { scope.suspends }
+    /// The function being compiled, as tracebacks name it (`Interpreter.describe`).
+    var functionName = "<main>"
     var localBase: Int { scope.parameters.count + scope.captures.count }
 
     func slot(_ v: VarInfo) -> Int { v.isParameter ? v.index : localBase + v.index }
@@ -103,11 +105,12 @@ struct Compiler {
 
     mutating func compileFunction(_ d: FunctionDecl) -> FunctionProto {
         let inner = res.functions[ObjectIdentifier(d)]!
-        let saved = (scope, temps, maxTemps)
+        let saved = (scope, temps, maxTemps, functionName)
         scope = inner
         temps = 0
         maxTemps = 0
-        defer { (scope, temps, maxTemps) = saved }
+        functionName = Interpreter.describe(name: d.name ?? "<lambda>", isFlow: d.kind == .flow)
+        defer { (scope, temps, maxTemps, functionName) = saved }
         let defaults: [Node?] = d.parameters.map { p in p.defaultValue.map { expr($0) } }
         let proto = FunctionProto(name: d.name ?? "<lambda>", parameters: d.parameters.map { $0.name },
                                   defaults: defaults, range: d.nameRange ?? d.range)
@@ -447,7 +450,7 @@ struct Compiler {
             }
             let fn = finally.map { block($0) }
             children.append(fn)
-            return marked(TryNode(body: bn, clauses: clauses, finally: fn), children)
+            return marked(TryNode(body: bn, clauses: clauses, finally: fn, function: functionName), children)
         case .state:
             return StateNode(e.range)
         case .node(let name, let options, _):

@@ -571,11 +571,14 @@ public final class Interpreter: @unchecked Sendable {
         return try await Fiber.body(self, c, args, named: named, at: range)
     }
 
-    func describe(_ p: FunctionProto) -> String {
-        switch p.name {
+    func describe(_ p: FunctionProto) -> String { Interpreter.describe(name: p.name, isFlow: p.isFlow) }
+
+    /// A function as tracebacks name it: `fn 'f'`, `flow 'f'`, `lambda`, `<main>`.
+    static func describe(name: String, isFlow: Bool) -> String {
+        switch name {
         case "<lambda>": return "lambda"
         case "<main>": return "<main>"
-        default: return p.isFlow ? "flow '\(p.name)'" : "fn '\(p.name)'"
+        default: return isFlow ? "flow '\(name)'" : "fn '\(name)'"
         }
     }
 

@@ -561,13 +561,15 @@ final class TryNode: Node {
     let body: Node
     let clauses: [Clause]
     let finally: Node?
-    init(body: Node, clauses: [Clause], finally: Node?) {
-        self.body = body; self.clauses = clauses; self.finally = finally
+    /// The function the `try` is in, which the traceback a clause sees ends with.
+    let function: String
+    init(body: Node, clauses: [Clause], finally: Node?, function: String) {
+        self.body = body; self.clauses = clauses; self.finally = finally; self.function = function
     }
 
     /// Finds the clause for an error, binding it; nil when none matches.
     func select(_ e: FlowError, _ fp: Frame, _ m: Interpreter) throws -> Clause? {
-        e.value.trace = e.frames + [TraceFrame(function: "", range: e.pending)].filter { $0.range != nil }
+        e.value.trace = e.frames + [TraceFrame(function: function, range: e.pending)].filter { $0.range != nil }
         let v = Value.error(e.value)
         for c in clauses {
             if let s = c.slot { fp[s] = c.boxed ? .cell(Cell(v)) : v }
