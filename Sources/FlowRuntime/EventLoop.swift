@@ -31,9 +31,22 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var foreground = 0
     let clock: Clock
     /// The context of the fiber whose turn is running (`Fiber.runOnLoop`), unretained
-    /// (the fiber holds it); nil while a Swift job runs. Hot readers take it instead of
-    /// the task-local `Run.context` (a lookup and a retain): `Interpreter.executingRun`.
-    @exclusivity(unchecked) var turnContext: Unmanaged<RunContext>?
+    /// (the fiber holds it); nil while a Swift job runs. Hot readers take it here
+    /// (`Interpreter.executingRun`); `Run.context` finds it through the thread
+    /// (`currentTurn`), since a branch's turn binds no task-local.
+    @exclusivity(unchecked) var turnContext: Unmanaged<RunContext>? {
+        didSet { pthread_setspecific(EventLoop.turnKey, turnContext?.toOpaque()) }
+    }
+
+    /// The turn context of the loop running on this thread, if a fiber is stepping.
+    static var currentTurn: RunContext? {
+        pthread_getspecific(turnKey).map { Unmanaged<RunContext>.fromOpaque($0).takeUnretainedValue() }
+    }
+    private static let turnKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
     /// Called when no job can run, before timers fire; true when it made a job runnable
     /// (replay hands back recorded completions here, in log order).
     @exclusivity(unchecked) var onIdle: (() -> Bool)?
@@ -192,8 +205,13 @@ extension EventLoop {
     func run<T>(_ operation: @escaping () async throws -> T) throws -> T {
         let box = ResultBox<T>()
         let op = UnsafeSendable(operation)
+        // The context of the code waiting: a fiber's turn, which the task would not
+        // inherit, or the task's own.
+        let context = UnsafeSendable(Run.context)
         Task(executorPreference: self) {
-            do { box.result = .success(try await Run.inOwnContext { try await op.value() }) } catch { box.result = .failure(error) }
+            do {
+                box.result = .success(try await Run.inOwnContext(copying: context.value) { try await op.value() })
+            } catch { box.result = .failure(error) }
         }
         while box.result == nil {
             if !runOne() {

@@ -433,7 +433,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
     func runOnLoop() {
         parked = nil
         parkedTask = nil
-        guard let halt = inTurn({ Run.$context.withValue(context, operation: turn) }) else { return }
+        guard let halt = inTurn(turn) else { return }
         dropSpare()
         // A cancelled branch's waits are cancelled as they start, as a cancelled task's
         // are: those that check end at once, the others (a run's ending) go on.
@@ -485,7 +485,7 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         return Task(executorPreference: m.loop) { [self] in
             let outcome: Result<Value, Error>
             do {
-                outcome = .success(try await Run.$context.withValue(context) { try await w.value() })
+                outcome = .success(try await Run.$bound.withValue(context) { try await w.value() })
             } catch {
                 outcome = .failure(error)
             }

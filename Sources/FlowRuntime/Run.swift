@@ -68,25 +68,35 @@ public final class Run: @unchecked Sendable {
     @exclusivity(unchecked) var closure: Closure?
     @exclusivity(unchecked) var pendingSwap: SwapRequest?
 
-    /// Where the code of this task runs: its run, and the scope its node paths are made
-    /// in. One task-local box per task that runs Flow code, changed in place as the code
-    /// enters and leaves nodes (a binding per node cost a task-local push and a closure
-    /// frame, and lengthened every lookup).
-    @TaskLocal static var context: RunContext?
+    /// Where the code running now runs: its run, and the scope its node paths are made
+    /// in. While a fiber steps on the loop's thread, its context (`EventLoop.currentTurn`);
+    /// otherwise the task's (`bound`). One box per task or fiber that runs Flow code,
+    /// changed in place as the code enters and leaves nodes (a binding per node cost a
+    /// task-local push and a closure frame, and lengthened every lookup).
+    static var context: RunContext? { EventLoop.currentTurn ?? bound }
+    /// The context of a task that runs Flow code, bound for the task's life. A branch's
+    /// turns bind nothing: binding cost a malloc and a task-status lock a turn.
+    @TaskLocal static var bound: RunContext?
     static var current: Run? { context?.run }
     /// The scope node paths are made in: the run's root, a parallel branch, or a node.
     static var scope: PathScope? { context?.scope }
 
     /// Runs `body` as code of `run`, its paths made in `scope`, in a box of its own.
     static func within<T>(_ run: Run?, scope: PathScope?, _ body: () async throws -> T) async throws -> T {
-        try await $context.withValue(RunContext(run: run, scope: scope), operation: body)
+        try await $bound.withValue(RunContext(run: run, scope: scope), operation: body)
     }
 
     /// Runs `body` in a copy of the current context: for a task that runs Flow code, so
     /// that the nodes it enters do not change the box of the task that started it.
     static func inOwnContext<T>(_ body: () async throws -> T) async throws -> T {
-        guard let c = context else { return try await body() }
-        return try await $context.withValue(RunContext(run: c.run, scope: c.scope), operation: body)
+        try await inOwnContext(copying: context, body)
+    }
+
+    /// Runs `body` in a copy of `c`, the context of the code that made the task running
+    /// it (a task started during a fiber's turn does not inherit the turn's context).
+    static func inOwnContext<T>(copying c: RunContext?, _ body: () async throws -> T) async throws -> T {
+        guard let c else { return try await body() }
+        return try await $bound.withValue(RunContext(run: c.run, scope: c.scope), operation: body)
     }
 
     /// The interpreter's event keys, for the maps of this run's events.
