@@ -435,16 +435,15 @@ public final class Interpreter: @unchecked Sendable {
     func emitEvent(type: Value, constant: StringBox?, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
         // The engine's events, two a node: the run is borrowed from the loop's turn
         // context, which holds it while the fiber steps.
-        if let c = loop.turnContext, let run = c._withUnsafeGuaranteedRef({ $0.run.map(Unmanaged.passUnretained) }) {
-            try run._withUnsafeGuaranteedRef { run in
-                let t = try constant ?? eventType(type, at: range)
-                try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
-            }
-            return
+        func emit(_ run: Run) throws {
+            let t = try constant ?? eventType(type, at: range)
+            try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
         }
-        let run = try emittingRun(at: range)
-        let t = try constant ?? eventType(type, at: range)
-        try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
+        if let c = loop.turnContext, let run = c._withUnsafeGuaranteedRef({ $0.run.map(Unmanaged.passUnretained) }) {
+            try run._withUnsafeGuaranteedRef(emit)
+        } else {
+            try emit(try emittingRun(at: range))
+        }
     }
 
     /// An event's type, checked and interned.

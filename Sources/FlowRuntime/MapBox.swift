@@ -189,8 +189,8 @@ public final class MapBox: @unchecked Sendable {
 
     /// Gives a shaped record entries of its own (before a key is added or removed).
     private func leaveShape() {
-        guard let shape, let fields else { return }
-        store = shape.indices.map { Entry(key: .string(shape[$0]), value: fields[$0]) }
+        guard shape != nil else { return }
+        store = entries
         self.shape = nil
         self.fields = nil
     }
@@ -373,9 +373,7 @@ public final class MapBox: @unchecked Sendable {
         let m = MapBox()
         m.sequential = sequential
         m.shape = shape
-        m.fields = fields.map { f in FieldValues.make(count: f.count) { p, done in
-            while done < f.count { (p + done).initialize(to: f[done]); done += 1 }
-        } }
+        m.fields = fields?.copy()
         m.positional = positional
         m.store = live
         if index != nil { m.rebuild(capacity) }
@@ -412,4 +410,11 @@ final class FieldValues: ManagedBuffer<Int, Value>, @unchecked Sendable {
     }
 
     var array: [Value] { (0..<count).map { self[$0] } }
+
+    /// Values of their own, the same ones.
+    func copy() -> FieldValues {
+        FieldValues.make(count: count) { p, done in
+            while done < count { (p + done).initialize(to: self[done]); done += 1 }
+        }
+    }
 }

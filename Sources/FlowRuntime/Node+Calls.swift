@@ -124,7 +124,7 @@ final class Call0Node: Node {
     private func borrowedCall(_ fp: Frame, _ m: Interpreter) throws -> Value? {
         guard calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) else { return nil }
         return try borrowed._withUnsafeGuaranteedRef { c in
-            guard c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) else { return nil }
+            guard m.runsAtOnce(c, argc: 0) else { return nil }
             return try m.runClosure(c, m.top, argc: 0, range)
         }
     }
@@ -132,7 +132,7 @@ final class Call0Node: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if let result = try borrowedCall(fp, m) { return result }
         let f = try callee.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 0, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
+        if case .closure(let c) = f, m.runsAtOnce(c, argc: 0) {
             return try m.runClosure(c, m.top, argc: 0, range)
         }
         if case .builtin(let b) = f { return try m.callBuiltin(b, base: m.top, count: 0, named: nil, at: range) }
@@ -163,7 +163,7 @@ final class Call1Node: Node {
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if calleeSlot >= 0, let borrowed = Borrow.closure(fp + calleeSlot, closureTag) {
-            if borrowed._withUnsafeGuaranteedRef({ c in c.proto.arity == 1 && !c.proto.isAsync && m.hasRoom(c.proto.frameSize) }) {
+            if borrowed._withUnsafeGuaranteedRef({ c in m.runsAtOnce(c, argc: 1) }) {
                 // The argument moves into the frame: a copy would retain and release it.
                 let nfp = m.top
                 nfp.initialize(to: try a0.eval(fp, m))
@@ -172,11 +172,7 @@ final class Call1Node: Node {
         }
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
-            let nfp = m.top
-            nfp.initialize(to: consume x)
-            return try m.runClosure(c, nfp, argc: 1, range)
-        }
+        if case .closure(let c) = f, m.runsAtOnce(c, argc: 1) { return try callNow(c, x, m) }
         if case .builtin(let b) = f {
             let mark = m.top
             defer { m.pop(to: mark) }
@@ -191,13 +187,16 @@ final class Call1Node: Node {
         let m = f.m
         let callee = try self.callee.eval(a.fp, m)
         let x = try a0.eval(a.fp, m)
-        if case .closure(let c) = callee, c.proto.arity == 1, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
-            let nfp = m.top
-            nfp.initialize(to: consume x)
-            return f.done(try m.runClosure(c, nfp, argc: 1, range))
-        }
+        if case .closure(let c) = callee, m.runsAtOnce(c, argc: 1) { return f.done(try callNow(c, x, m)) }
         a.state = 1
         return f.call(callee, x)
+    }
+    /// Runs `c` with `x`, which moves into its frame (a copy would retain and release it).
+    @inline(__always)
+    private func callNow(_ c: Closure, _ x: consuming Value, _ m: Interpreter) throws -> Value {
+        let nfp = m.top
+        nfp.initialize(to: x)
+        return try m.runClosure(c, nfp, argc: 1, range)
     }
     override var callRange: SourceRange? { range }
 }
@@ -213,12 +212,7 @@ final class Call2Node: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let f = try callee.eval(fp, m)
         let x = try a0.eval(fp, m), y = try a1.eval(fp, m)
-        if case .closure(let c) = f, c.proto.arity == 2, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
-            let nfp = m.top
-            nfp.initialize(to: consume x)
-            (nfp + 1).initialize(to: consume y)
-            return try m.runClosure(c, nfp, argc: 2, range)
-        }
+        if case .closure(let c) = f, m.runsAtOnce(c, argc: 2) { return try callNow(c, x, y, m) }
         if case .builtin(let b) = f {
             let mark = m.top
             defer { m.pop(to: mark) }
@@ -234,14 +228,17 @@ final class Call2Node: Node {
         let m = f.m
         let callee = try self.callee.eval(a.fp, m)
         let x = try a0.eval(a.fp, m), y = try a1.eval(a.fp, m)
-        if case .closure(let c) = callee, c.proto.arity == 2, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
-            let nfp = m.top
-            nfp.initialize(to: consume x)
-            (nfp + 1).initialize(to: consume y)
-            return f.done(try m.runClosure(c, nfp, argc: 2, range))
-        }
+        if case .closure(let c) = callee, m.runsAtOnce(c, argc: 2) { return f.done(try callNow(c, x, y, m)) }
         a.state = 1
         return f.call(callee, x, y)
+    }
+    /// Runs `c` with `x` and `y`, which move into its frame.
+    @inline(__always)
+    private func callNow(_ c: Closure, _ x: consuming Value, _ y: consuming Value, _ m: Interpreter) throws -> Value {
+        let nfp = m.top
+        nfp.initialize(to: x)
+        (nfp + 1).initialize(to: y)
+        return try m.runClosure(c, nfp, argc: 2, range)
     }
     override var callRange: SourceRange? { range }
 }

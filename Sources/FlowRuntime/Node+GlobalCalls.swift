@@ -78,6 +78,12 @@ extension Interpreter {
     @inline(__always) func hasRoom(_ size: Int) -> Bool {
         depth < maxCallDepth && top + size <= stackEnd
     }
+
+    /// Whether a call of `c` with `argc` arguments runs at once on the value stack:
+    /// synchronous, of that arity, with room for its frame.
+    @inline(__always) func runsAtOnce(_ c: Closure, argc: Int) -> Bool {
+        c.proto.arity == argc && !c.proto.isAsync && hasRoom(c.proto.frameSize)
+    }
 }
 
 /// `f()` for a top-level `fn f`.

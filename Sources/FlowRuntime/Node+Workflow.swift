@@ -72,7 +72,6 @@ final class NodeNode: Node {
         return f.call(runner, step, body)
     }
 
-
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {
         guard a.state == 1 else { return nil }
         a.state = 2
