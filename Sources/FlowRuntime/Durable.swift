@@ -393,7 +393,7 @@ extension Interpreter {
     func checkCancel(_ run: Run) throws {
         guard let log = run.log, !log.cancelTaken else { return }
         if !log.cancelRequested, let store = configuration.store, log.migration == nil, log.effectsLeft == 0 {
-            let now = configuration.clock.now()
+            let now = monotonicNow
             if now >= log.nextCancelCheck {
                 log.nextCancelCheck = now + 100_000_000
                 if let cancel = try store.inbox(run: run.id).first(where: { $0.kind == "cancel" }) {

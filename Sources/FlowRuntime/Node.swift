@@ -219,9 +219,9 @@ final class BlockNode: Node {
         let n = children.count
         var i = Int(a.state)
         if i > 0 {
-            // Statement i - 1 suspended and has finished.
+            // Statement i - 1 (not the last, which runs in the block's place) suspended
+            // and has finished.
             if m.signal != .none { return f.done(.nilValue) }
-            if i == n { return f.done(input) }
         }
         let fp = a.fp
         // Statements are read unretained (`NodeArray`): the block keeps them.
@@ -259,8 +259,7 @@ final class Block2Node: Node {
         case 0:
             if first.yields { a.state = 1; return .child(first) }
             try first.exec(a.fp, m)
-        case 1: break
-        default: return f.done(input)
+        default: break  // the first statement, which suspended, has finished
         }
         if m.signal != .none { return f.done(.nilValue) }
         if second.yields { return .become(second) }
@@ -353,8 +352,7 @@ final class IfNode: Node {
         case 0:
             if condition.yields { a.state = 1; return .child(condition) }
             c = try test(a.fp, f.m)
-        case 1: c = input.isTruthy
-        default: return f.done(input)
+        default: c = input.isTruthy  // the condition, which suspended, has finished
         }
         let branch = c ? then : otherwise
         if branch.yields { return .become(branch) }

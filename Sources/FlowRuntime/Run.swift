@@ -289,8 +289,8 @@ struct EventKind {
 /// old one back after.
 ///
 /// A node's own scope is made only when something asks for it (`scope`): a nested node,
-/// a branch, a timer's key. Most nodes ask for none, and making one was about 900
-/// instructions a node (`enterNode`, `leaveNode`).
+/// a branch, a timer's key. Most nodes ask for none, and making one was about 300
+/// instructions and a malloc a node (`enterNode`, `leaveNode`).
 final class RunContext: @unchecked Sendable {
     @exclusivity(unchecked) var run: Run?
     /// The scope paths are made in: made now if it is a node's that nothing asked for yet.
@@ -594,7 +594,7 @@ extension Interpreter {
                 nextRunNumber += 1
                 id = "run-\(nextRunNumber)"
             }
-            run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: configuration.clock.now(), keys: keys)
+            run = Run(id: id, flow: c.proto.name, arguments: args, parent: parent, startedAt: monotonicNow, keys: keys)
             run.flowBox = c.proto.internedName ?? {
                 let b = intern(c.proto.name)
                 c.proto.internedName = b
@@ -791,7 +791,7 @@ extension Interpreter {
         run.parent?.compensations.append(contentsOf: run.compensations)
         run.result = result
         run.status = .completed
-        run.endedAt = configuration.clock.now()
+        run.endedAt = monotonicNow
         let k = keys
         try emitFields(run, k.runEnd, k.completion) {
             try push(.string(k.completed), nil)
@@ -804,7 +804,7 @@ extension Interpreter {
     @inline(never)
     func endFailed(_ run: Run, _ e: FlowError) {
         run.status = .failed
-        run.endedAt = configuration.clock.now()
+        run.endedAt = monotonicNow
         let k = keys
         try? emitFields(run, k.runEnd, k.failure) {
             try push(.string(k.failed), nil)
@@ -820,7 +820,7 @@ extension Interpreter {
     func endContinued(_ run: Run, _ next: ContinueAsNew) throws -> Successor {
         run.parent?.compensations.append(contentsOf: run.compensations)
         run.status = .continued
-        run.endedAt = configuration.clock.now()
+        run.endedAt = monotonicNow
         let carried = MapBox(distinct: run.state.entries)
         run.result = .map(MapBox([("args", .list(next.arguments)), ("state", .map(carried))]))
         let k = keys
@@ -833,7 +833,7 @@ extension Interpreter {
     @inline(never)
     func endCancelled(_ run: Run, _ error: Error, at range: SourceRange?) -> Error {
         run.status = .cancelled
-        run.endedAt = configuration.clock.now()
+        run.endedAt = monotonicNow
         _ = try? emit(run, keys.runEnd, [EventKeys.field(keys.status, .string(keys.cancelled))])
         try? finishRecord(run, parent: run.parent)
         forgetOldRuns(after: run)
@@ -878,7 +878,7 @@ extension Interpreter {
     func emitValue(_ run: Run, _ type: StringBox, _ fields: [MapBox.Entry], key: String? = nil, durable: Bool = false) throws -> Value {
         if let index = try emit(run, type, fields, key: key, durable: durable) { return run.event(index) }
         return .map(run.map(seq: run.log?.nextSeq ?? run.log_.count + 1, type: type,
-                            at: configuration.clock.now() - run.startedAt, fields: ownFields(fields)))
+                            at: monotonicNow - run.startedAt, fields: ownFields(fields)))
     }
 
     /// Records in the parent's log that a child run ended (an effect: replay returns it).
