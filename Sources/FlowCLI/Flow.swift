@@ -9,6 +9,26 @@ struct Flow: ParsableCommand {
         version: FlowVersion.current,
         subcommands: [Run.self, Check.self, Runs.self, History.self, Resume.self, Approve.self, Signal.self, Cancel.self, Rewind.self, Diff.self, Prune.self, Repl.self]
     )
+
+    /// `flow run FILE [ARGS…]` with no option before the file — a script run as scripts
+    /// are run most — is the `run` command with its defaults, made without the argument
+    /// parser: its reflection over the commands' properties was half the instructions of
+    /// `flow run hello.flow` (9.0M of 19.0M). Everything else goes to the parser.
+    static func main() {
+        let argv = CommandLine.arguments.dropFirst()
+        guard argv.count >= 2, argv.first == "run", let file = argv.dropFirst().first, !file.hasPrefix("-") else {
+            return main(nil)
+        }
+        var command = Run()
+        command.events = nil
+        command.file = file
+        command.arguments = Array(argv.dropFirst(2))
+        var store = StoreOptions()
+        store.path = nil
+        store.retention = nil
+        command.store = store
+        do { try command.run() } catch { exit(withError: error) }
+    }
 }
 
 enum FlowVersion {

@@ -55,6 +55,7 @@ enum Borrow {
         object(slot, tag, as: Closure.self)
     }
 
-    /// True for nodes whose evaluation cannot assign a local: slot reads and constants.
-    static func isInert(_ n: Node) -> Bool { n is LocalGet || n is ConstNode }
+    /// True for nodes whose evaluation cannot assign a local: slot reads, constants and
+    /// lambdas (made, not run).
+    static func isInert(_ n: Node) -> Bool { n is LocalGet || n is ConstNode || n is MakeClosureNode }
 }

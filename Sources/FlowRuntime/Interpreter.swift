@@ -16,7 +16,7 @@ enum Signal: UInt8 { case none, breakLoop, continueLoop, returnValue }
 enum ValueKind: Int, CaseIterable {
     case nilValue, bool, int, float, duration, string, list, map, function, error, object
 
-    init(_ v: Value) {
+    @inline(__always) init(_ v: borrowing Value) {
         switch v {
         case .nilValue: self = .nilValue
         case .bool: self = .bool
@@ -91,8 +91,9 @@ public final class Interpreter: @unchecked Sendable {
                               })
     var methodIDs: [String: Int] = [:]
     var methodNames: [String] = []
-    /// methods[kind * methodStride + id]: one flat table, so a lookup copies no inner array.
-    @exclusivity(unchecked) var methods: [Builtin?] = Array(repeating: nil, count: ValueKind.allCases.count * 64)
+    /// methods[kind * methodStride + id]: one flat block of unretained references, so a
+    /// lookup retains neither a table nor the method (`installedMethods` owns them).
+    @exclusivity(unchecked) var methods = Interpreter.methodTable(stride: 64)
     /// Every method builtin ever installed, replaced ones too: a call holds its method
     /// unretained (`methodRef`), so none may go while the interpreter lives.
     private var installedMethods: [Builtin] = []
@@ -185,6 +186,7 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     deinit {
+        methods.deallocate()
         stackBase.deinitialize(count: top - stackBase)
         stackBase.deallocate()
     }
@@ -275,15 +277,24 @@ public final class Interpreter: @unchecked Sendable {
         if id >= methodStride {
             // Widen the table: copy each kind's row into a wider one.
             let newStride = max(methodStride * 2, id + 1)
-            var wider = [Builtin?](repeating: nil, count: ValueKind.allCases.count * newStride)
+            let wider = Interpreter.methodTable(stride: newStride)
             for k in 0..<ValueKind.allCases.count {
                 for j in 0..<methodStride { wider[k * newStride + j] = methods[k * methodStride + j] }
             }
+            methods.deallocate()
             methods = wider
             methodStride = newStride
         }
-        for k in receiver.kinds { methods[k.rawValue * methodStride + id] = b }
+        for k in receiver.kinds { methods[k.rawValue * methodStride + id] = Unmanaged.passUnretained(b) }
         installedMethods.append(b)
+    }
+
+    /// An empty method table of `stride` methods per kind of value.
+    private static func methodTable(stride: Int) -> UnsafeMutablePointer<Unmanaged<Builtin>?> {
+        let n = ValueKind.allCases.count * stride
+        let table = UnsafeMutablePointer<Unmanaged<Builtin>?>.allocate(capacity: n)
+        table.initialize(repeating: nil, count: n)
+        return table
     }
 
     func methodID(_ name: String) -> Int {
@@ -294,17 +305,13 @@ public final class Interpreter: @unchecked Sendable {
         return id
     }
 
-    @inline(__always) func method(_ id: Int, for v: Value) -> Builtin? {
-        id < methodStride ? methods[ValueKind(v).rawValue * methodStride + id] : nil
+    @inline(__always) func method(_ id: Int, for v: borrowing Value) -> Builtin? {
+        methodRef(id, for: v)?.takeUnretainedValue()
     }
 
     /// The same, unretained: installed methods live as long as the interpreter.
-    @inline(__always) func methodRef(_ id: Int, for v: Value) -> Unmanaged<Builtin>? {
-        guard id < methodStride else { return nil }
-        return methods.withUnsafeBufferPointer { table in
-            UnsafeRawPointer(table.baseAddress! + (ValueKind(v).rawValue * methodStride + id))
-                .load(as: Unmanaged<Builtin>?.self)
-        }
+    @inline(__always) func methodRef(_ id: Int, for v: borrowing Value) -> Unmanaged<Builtin>? {
+        id < methodStride ? methods[ValueKind(v).rawValue * methodStride + id] : nil
     }
 
     /// The names of the methods a value has, for errors and completion.

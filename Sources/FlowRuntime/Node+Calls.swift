@@ -252,9 +252,13 @@ final class MethodCallNode: Node {
     let id: Int
     let args: CompiledArguments
     let range: SourceRange
+    /// The receiver's slot when it is a plain local and the arguments are inert and
+    /// positional (`xs.push(x)`): it is lent to the method from its slot (`Borrow`), or -1.
+    let receiverSlot: Int
     init(receiver: Node, name: String, id: Int, args: CompiledArguments, range: SourceRange) {
         self.receiver = receiver; self.name = name; self.key = StringBox(name); self.id = id
         self.args = args; self.range = range
+        receiverSlot = args.named.isEmpty && args.positional.allSatisfy(Borrow.isInert) ? slotOf(receiver) : -1
     }
 
     /// Calls builtin method `b` with the receiver, then the arguments, in a window of the
@@ -271,6 +275,22 @@ final class MethodCallNode: Node {
         return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
     }
 
+    /// Calls builtin method `b` with the value in `slot` as its receiver, lent: the window
+    /// holds the receiver's bits, unretained, and forgets them after the call. (No argument
+    /// can assign the slot, and nothing else can: a local another function sees is a cell.)
+    @inline(__always)
+    private func callLent(_ b: Builtin, receiver slot: Frame, _ fp: Frame, _ m: Interpreter) throws -> Value {
+        let mark = m.top
+        guard mark < m.stackEnd else { throw m.recursionError(range) }
+        UnsafeMutableRawPointer(mark).copyMemory(from: slot, byteCount: MemoryLayout<Value>.size)
+        m.top = mark + 1
+        defer { m.pop(to: mark + 1); mark.initialize(to: .nilValue); m.top = mark }
+        let list = args.list
+        var i = 0
+        while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
+        return try m.callBuiltin(b, base: mark, count: m.top - mark, named: nil, at: range)
+    }
+
     enum Target { case value(Value), method(Builtin) }
 
     func target(_ r: Value, _ m: Interpreter) throws -> Target {
@@ -285,6 +305,16 @@ final class MethodCallNode: Node {
     }
 
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if receiverSlot >= 0 {
+            let slot = fp + receiverSlot
+            switch ValueKind(slot.pointee) {
+            case .map, .object: break
+            default:
+                if let b = m.methodRef(id, for: slot.pointee) {
+                    return try b._withUnsafeGuaranteedRef { try callLent($0, receiver: slot, fp, m) }
+                }
+            }
+        }
         let r = try receiver.eval(fp, m)
         // A method of a list, string, number…: the builtin is held unretained. (A map's
         // field or an object's member can take a method's place: those go to `target`.)

@@ -15,13 +15,14 @@ import Testing
         return root.appendingPathComponent(".build/debug/flow")
     }
 
-    struct Outcome { let status: Int32; let stdout: String; let stderr: String }
+    struct Outcome: Equatable { let status: Int32; let stdout: String; let stderr: String }
 
     /// Where the CLI's runs go in tests: one store per test process, never the repo's.
     static let store = FileManager.default.temporaryDirectory
         .appendingPathComponent("flow-cli-tests-\(getpid())/flow.db").path
 
-    static func flow(_ arguments: [String], input: String? = nil, store: String? = nil) throws -> Outcome {
+    static func flow(_ arguments: [String], input: String? = nil, store: String? = nil,
+                     environment extra: [String: String] = [:]) throws -> Outcome {
         let stdin = input.map { text -> Pipe in
             let p = Pipe()
             p.fileHandleForWriting.write(Data(text.utf8))
@@ -34,6 +35,7 @@ import Testing
         p.currentDirectoryURL = root
         var environment = ProcessInfo.processInfo.environment
         environment["FLOW_STORE"] = store ?? CLITests.store
+        environment.merge(extra) { $1 }
         p.environment = environment
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -153,6 +155,23 @@ import Testing
         let path = try CLITests.temporary("args.flow", Array("print(args())\n".utf8))
         let r = try CLITests.flow(["run", path, "one", "--two"])
         #expect(r.status == 0 && r.stdout == "[\"one\", \"--two\"]\n", "\(r.stderr)")
+    }
+
+    /// `flow run FILE ARGS…` with no option before the file is made without the argument
+    /// parser (start-up): it must do what the parsed command does, failures included.
+    @Test func aRunWithoutOptionsIsTheParsedCommand() throws {
+        let path = try CLITests.temporary("plain.flow", Array("print(args())\nthrow \"boom\"\n".utf8))
+        let plain = try CLITests.flow(["run", path, "x", "--y"])
+        let parsed = try CLITests.flow(["run", "--events", "plain", path, "x", "--y"])
+        #expect(plain.status == 70 && plain.stdout == "[\"x\", \"--y\"]\n" && plain.stderr.contains("boom"))
+        #expect(plain == parsed)
+        let bad = ["FLOW_RETENTION": "soon"]
+        let badPlain = try CLITests.flow(["run", path], environment: bad)
+        let badParsed = try CLITests.flow(["run", "--events", "plain", path], environment: bad)
+        #expect(badPlain.status == 64 && badPlain.stderr.contains("a retention is a duration like 30d"))
+        #expect(badPlain == badParsed)
+        let usage = try CLITests.flow(["run", "--store"])
+        #expect(usage.status == 64 && usage.stdout.isEmpty)
     }
 
     /// The benchmark programs stay valid Flow (bench/run times them; no test does).
