@@ -11,12 +11,13 @@
 /// The enum's layout is the compiler's: it is checked once, on real values, and if it is
 /// not a word of payload followed by a tag byte, no tag matches and every access takes
 /// the ordinary path.
-enum Borrow {
-    static let listTag = tag(of: ListBox.make(), as: Value.list)
+@usableFromInline enum Borrow {
+    @usableFromInline static let listTag = tag(of: ListBox.make(), as: Value.list)
     static let mapTag = tag(of: MapBox(), as: Value.map)
     static let stringTag = tag(of: StringBox(""), as: Value.string)
     static let closureTag = tag(of: Closure(proto: FunctionProto(name: "", parameters: [], defaults: [], range: nil),
                                             captures: []), as: Value.closure)
+    static let cellTag = tag(of: Cell(.nilValue), as: Value.cell)
 
     /// The tag byte of `wrap(object)`, or 0xFF (no case has it) if the layout is not the
     /// expected one.
@@ -32,7 +33,7 @@ enum Borrow {
     }
 
     /// The object of class `T` in `slot`, unretained, if the slot's tag is `tag`.
-    @inline(__always) static func object<T: AnyObject>(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8,
+    @usableFromInline @inline(__always) static func object<T: AnyObject>(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8,
                                                         as type: T.Type) -> Unmanaged<T>? {
         let raw = UnsafeRawPointer(slot)
         guard raw.load(fromByteOffset: 8, as: UInt8.self) == tag else { return nil }
@@ -47,12 +48,24 @@ enum Borrow {
         object(slot, tag, as: StringBox.self)
     }
 
-    @inline(__always) static func list(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<ListBox>? {
+    @usableFromInline @inline(__always) static func list(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<ListBox>? {
         object(slot, tag, as: ListBox.self)
     }
 
     @inline(__always) static func closure(_ slot: UnsafeMutablePointer<Value>, _ tag: UInt8) -> Unmanaged<Closure>? {
         object(slot, tag, as: Closure.self)
+    }
+
+    /// Writes `object` into `slot` as the value of `tag`'s case without retaining it: the
+    /// slot holds a reference it does not own, which must be forgotten (overwritten by
+    /// `initialize`, never released) while the object is still alive. False, with the
+    /// slot untouched, if the layout check failed.
+    @inline(__always) static func lend(_ object: AnyObject, tag: UInt8, into slot: UnsafeMutablePointer<Value>) -> Bool {
+        guard tag != 0xFF else { return false }
+        let raw = UnsafeMutableRawPointer(slot)
+        raw.storeBytes(of: Unmanaged.passUnretained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
+        raw.storeBytes(of: tag, toByteOffset: 8, as: UInt8.self)
+        return true
     }
 
     /// True for nodes whose evaluation cannot assign a local: slot reads, constants and

@@ -62,6 +62,26 @@ public final class Closure: @unchecked Sendable {
     var captures: [Cell] { firstCapture.map { [$0] + moreCaptures } ?? [] }
     var hasCaptures: Bool { firstCapture != nil }
 
+    /// How many cells it captured.
+    var captureCount: Int { firstCapture == nil ? 0 : 1 + moreCaptures.count }
+
+    /// Places the captured cells in their slots lent, unretained (`Borrow.lend`), for a
+    /// synchronous call, during which the caller keeps the closure, and so its cells,
+    /// alive; the call forgets them before it drops the frame. (A function never assigns
+    /// the slot of a captured variable: it assigns the cell's value.) Returns how many
+    /// it lent: none when `Borrow` cannot write a cell, and they are placed retained.
+    @inline(__always) func lendCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) -> Int {
+        guard let first = firstCapture else { return 0 }
+        guard Borrow.lend(first, tag: Borrow.cellTag, into: fp + arity) else {
+            placeCaptures(fp, after: arity)
+            return 0
+        }
+        if !moreCaptures.isEmpty {
+            for (i, cell) in moreCaptures.enumerated() { _ = Borrow.lend(cell, tag: Borrow.cellTag, into: fp + arity + 1 + i) }
+        }
+        return 1 + moreCaptures.count
+    }
+
     /// Places the captured cells in their slots, after the parameters.
     @inline(__always) func placeCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) {
         guard let first = firstCapture else { return }
@@ -76,13 +96,16 @@ public final class Closure: @unchecked Sendable {
 final class ArgumentStorage {
     let base: UnsafeMutablePointer<Value>
     let count: Int
-    /// The file of the call's range, which the call refers to without a retain.
+    /// The file of the call's range and the builtin, which the call refers to without a
+    /// retain.
     let file: SourceFile?
-    init(copying source: UnsafeMutablePointer<Value>, count: Int, file: SourceFile?) {
+    let builtin: Builtin
+    init(copying source: UnsafeMutablePointer<Value>, count: Int, file: SourceFile?, builtin: Builtin) {
         base = Heap.allocate(Value.self, capacity: count)
         base.initialize(from: source, count: count)
         self.count = count
         self.file = file
+        self.builtin = builtin
     }
     deinit {
         base.deinitialize(count: count)
@@ -93,11 +116,18 @@ final class ArgumentStorage {
 /// What a builtin receives: its arguments (a method's receiver first), the names of any
 /// named ones already mapped to positions, and the interpreter to call back into.
 public struct BuiltinCall {
-    public let name: String
+    /// The builtin called, unretained: its caller holds it (the `owner` of a call that
+    /// suspends, or of a host's call).
+    unowned(unsafe) let builtin: Builtin
+    public var name: String { builtin.name }
     /// The arguments, in a window of the interpreter's value stack (or a buffer the call
-    /// owns): valid only during the call. Copy what you keep.
-    let base: UnsafeMutablePointer<Value>
+    /// owns): valid only during the call. Copy what you keep, or `take` it.
+    @usableFromInline let base: UnsafeMutablePointer<Value>
     public let count: Int
+    /// The arguments from this one on are the call's own (a window its caller pushed and
+    /// drops after it): `take` moves them out. Before it they are lent: a method's
+    /// receiver borrowed from a local's slot, an array the caller keeps.
+    let ownedFrom: Int
     public unowned(unsafe) let interpreter: Interpreter
     /// Where the call is, for errors: kept as its parts, the file unretained (the calling
     /// node, or the `owner` of a call that suspends, keeps it alive), so a call costs no
@@ -107,20 +137,39 @@ public struct BuiltinCall {
     public var range: SourceRange? {
         rangeFile.map { SourceRange(file: $0, start: rangeStart, end: rangeEnd) }
     }
-    /// Keeps the argument buffer of a suspending call alive across its suspension.
-    let owner: ArgumentStorage?
+    /// Keeps the argument buffer of a suspending call, or a host's builtin, alive.
+    let owner: AnyObject?
 
     /// A call without arguments, for hosts that reuse a builtin's Swift code outside a
     /// call (its errors then carry no location).
     public init(name: String, interpreter: Interpreter) {
-        self.init(name: name, base: interpreter.top, count: 0, interpreter: interpreter, range: nil)
+        let named = Builtin(name: name, parameters: [], requiredCount: 0, variadic: true, isMethod: false, body: { _ in .nilValue })
+        self.init(named, base: interpreter.top, count: 0, interpreter: interpreter, range: nil, owner: named)
     }
 
-    init(name: String, base: UnsafeMutablePointer<Value>, count: Int, interpreter: Interpreter, range: SourceRange?, owner: ArgumentStorage? = nil) {
-        self.name = name; self.base = base; self.count = count
+    init(_ builtin: Builtin, base: UnsafeMutablePointer<Value>, count: Int, ownedFrom: Int? = nil, interpreter: Interpreter,
+         range: SourceRange?, owner: AnyObject? = nil) {
+        self.builtin = builtin; self.base = base; self.count = count; self.ownedFrom = ownedFrom ?? count
         self.interpreter = interpreter
         rangeFile = range?.file; rangeStart = range?.start ?? 0; rangeEnd = range?.end ?? 0
         self.owner = owner
+    }
+
+    /// Argument `i`, moved out of the call when it is the call's own (nil is left in its
+    /// place), copied otherwise: for a builtin that keeps it (`push`).
+    public mutating func take(_ i: Int) -> Value {
+        guard i < count else { return .nilValue }
+        guard i >= ownedFrom else { return base[i] }
+        var v = Value.nilValue
+        swap(&v, &base[i])
+        return v
+    }
+
+    /// The list argument `i`, lent to `body` from the arguments without a retain.
+    @inlinable @inline(__always)
+    public func withList<R>(_ i: Int, _ body: (ListBox) throws -> R) throws -> R {
+        guard i < count, let l = Borrow.list(base + i, Borrow.listTag) else { return try body(try list(i)) }
+        return try l._withUnsafeGuaranteedRef(body)
     }
 
     /// The interpreter, lent to `body` with no retain: a builtin that reads `interpreter`
@@ -191,6 +240,9 @@ public final class Builtin: @unchecked Sendable {
     /// True when it takes any number of arguments past its parameters.
     public let variadic: Bool
     let body: (inout BuiltinCall) throws -> Value
+    /// For a method that changes its receiver and gives it back (`push`): the change
+    /// alone, for a call whose value is unused (`body` is the change, then the receiver).
+    let change: ((inout BuiltinCall) throws -> Void)?
     /// The async implementation, for builtins that suspend (`sleep`). Calls from
     /// synchronous code wait for it on the interpreter's event loop.
     let suspendingBody: ((BuiltinCall) async throws -> Value)?
@@ -219,8 +271,9 @@ public final class Builtin: @unchecked Sendable {
     init(name: String, parameters: [String], requiredCount: Int?, variadic: Bool, isMethod: Bool,
          body: @escaping (inout BuiltinCall) throws -> Value,
          suspendingBody: ((BuiltinCall) async throws -> Value)? = nil, prefersBody: Bool = false,
-         prepareWait: ((inout BuiltinCall) throws -> Wait)? = nil) {
+         prepareWait: ((inout BuiltinCall) throws -> Wait)? = nil, change: ((inout BuiltinCall) throws -> Void)? = nil) {
         self.name = name
+        self.change = change
         self.parameters = parameters
         self.requiredCount = requiredCount ?? parameters.count
         self.variadic = variadic

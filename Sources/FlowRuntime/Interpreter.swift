@@ -272,6 +272,16 @@ public final class Interpreter: @unchecked Sendable {
         install(method: name, on: receiver, b)
     }
 
+    /// Defines a method that changes its receiver and gives it back (`xs.push(x)`): `body`
+    /// makes the change; the call's value is the receiver, not copied when the call is a
+    /// statement.
+    public func define(changing name: String, on receiver: MethodReceiver, parameters: [String], required: Int? = nil,
+                       _ change: @escaping (inout BuiltinCall) throws -> Void) {
+        let b = Builtin(name: name, parameters: parameters, requiredCount: required, variadic: false, isMethod: true,
+                        body: { call in try change(&call); return call[0] }, change: change)
+        install(method: name, on: receiver, b)
+    }
+
     func install(method name: String, on receiver: MethodReceiver, _ b: Builtin) {
         let id = methodID(name)
         if id >= methodStride {
@@ -641,12 +651,15 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     /// Calls a builtin with its arguments in `base[0..<count]` (a method's receiver first).
-    func callBuiltin(_ b: Builtin, base: Frame, count: Int, named: [(String, Value)]?, at range: SourceRange?) throws -> Value {
+    /// `ownedFrom`: the arguments from that one on are the caller's window, dropped after
+    /// the call (a builtin may `take` them); `unused`: the call is a statement.
+    func callBuiltin(_ b: Builtin, base: Frame, count: Int, ownedFrom: Int? = nil, named: [(String, Value)]?,
+                     unused: Bool = false, at range: SourceRange?) throws -> Value {
         if let named {
             var all = Array(UnsafeBufferPointer(start: base, count: count))
             try placeNamed(b, named, into: &all, at: range)
             return try all.withUnsafeMutableBufferPointer { buffer in
-                try callBuiltin(b, base: buffer.baseAddress!, count: buffer.count, named: nil, at: range)
+                try callBuiltin(b, base: buffer.baseAddress!, count: buffer.count, named: nil, unused: unused, at: range)
             }
         }
         let n = count - (b.isMethod ? 1 : 0)
@@ -654,11 +667,15 @@ public final class Interpreter: @unchecked Sendable {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
         if b.suspends, let s = b.suspendingBody {
-            let storage = ArgumentStorage(copying: base, count: count, file: range?.file)
-            let call = BuiltinCall(name: b.name, base: storage.base, count: count, interpreter: self, range: range, owner: storage)
+            let storage = ArgumentStorage(copying: base, count: count, file: range?.file, builtin: b)
+            let call = BuiltinCall(b, base: storage.base, count: count, ownedFrom: 0, interpreter: self, range: range, owner: storage)
             return try loop.run { try await s(call) }
         }
-        var call = BuiltinCall(name: b.name, base: base, count: count, interpreter: self, range: range)
+        var call = BuiltinCall(b, base: base, count: count, ownedFrom: ownedFrom, interpreter: self, range: range)
+        if unused, let change = b.change {
+            try change(&call)
+            return .nilValue
+        }
         return try b.body(&call)
     }
 
@@ -677,7 +694,7 @@ public final class Interpreter: @unchecked Sendable {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(args.count)", at: range)
         }
         return try args.withUnsafeBufferPointer { buffer in
-            var call = BuiltinCall(name: b.name, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
+            var call = BuiltinCall(b, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
                                    count: buffer.count, interpreter: self, range: range)
             return try prepare(&call)
         }
@@ -701,8 +718,11 @@ public final class Interpreter: @unchecked Sendable {
         if !b.accepts(n) {
             throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(n)", at: range)
         }
-        let storage = all.withUnsafeMutableBufferPointer { ArgumentStorage(copying: $0.baseAddress ?? top, count: $0.count, file: range?.file) }
-        return try await s(BuiltinCall(name: b.name, base: storage.base, count: storage.count, interpreter: self, range: range, owner: storage))
+        let storage = all.withUnsafeMutableBufferPointer {
+            ArgumentStorage(copying: $0.baseAddress ?? top, count: $0.count, file: range?.file, builtin: b)
+        }
+        return try await s(BuiltinCall(b, base: storage.base, count: storage.count, ownedFrom: 0, interpreter: self, range: range,
+                                       owner: storage))
     }
 
     /// Moves named arguments into their parameter positions.

@@ -66,7 +66,7 @@ final class CallNode: Node {
             let list = args.list
             var i = 0
             while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
-            return try m.callBuiltin(b, base: mark, count: list.count, named: nil, at: range)
+            return try m.callBuiltin(b, base: mark, count: list.count, ownedFrom: 0, named: nil, at: range)
         }
         let (values, named) = try args.evaluate(fp, m)
         if named == nil, case .closure(let c) = f, c.proto.arity == values.count, !c.proto.isAsync, m.hasRoom(c.proto.frameSize) {
@@ -106,7 +106,7 @@ final class CallBuiltinNode: Node {
         let n = args.count
         var i = 0
         while i < n { try m.push(try args.eval(i, fp, m), range); i += 1 }
-        return try m.callBuiltin(builtin, base: mark, count: n, named: nil, at: range)
+        return try m.callBuiltin(builtin, base: mark, count: n, ownedFrom: 0, named: nil, at: range)
     }
     override var callRange: SourceRange? { range }
 }
@@ -177,7 +177,7 @@ final class Call1Node: Node {
             let mark = m.top
             defer { m.pop(to: mark) }
             try m.push(x, range)
-            return try m.callBuiltin(b, base: mark, count: 1, named: nil, at: range)
+            return try m.callBuiltin(b, base: mark, count: 1, ownedFrom: 0, named: nil, at: range)
         }
         return try m.invoke(f, [x], named: nil, range: range)
     }
@@ -218,7 +218,7 @@ final class Call2Node: Node {
             defer { m.pop(to: mark) }
             try m.push(x, range)
             try m.push(y, range)
-            return try m.callBuiltin(b, base: mark, count: 2, named: nil, at: range)
+            return try m.callBuiltin(b, base: mark, count: 2, ownedFrom: 0, named: nil, at: range)
         }
         return try m.invoke(f, [x, y], named: nil, range: range)
     }
@@ -264,7 +264,8 @@ final class MethodCallNode: Node {
     /// Calls builtin method `b` with the receiver, then the arguments, in a window of the
     /// value stack (no array).
     @inline(__always)
-    private func callMethod(_ b: Builtin, receiver: consuming Value, _ named: Bool, _ fp: Frame, _ m: Interpreter) throws -> Value {
+    private func callMethod(_ b: Builtin, receiver: consuming Value, _ named: Bool, _ fp: Frame, _ m: Interpreter,
+                            unused: Bool) throws -> Value {
         let mark = m.top
         defer { m.pop(to: mark) }
         try m.push(consume receiver, range)
@@ -272,14 +273,14 @@ final class MethodCallNode: Node {
         var i = 0
         while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
         let named = named ? try args.named.map { ($0.0, try $0.1.eval(fp, m)) } : nil
-        return try m.callBuiltin(b, base: mark, count: m.top - mark, named: named, at: range)
+        return try m.callBuiltin(b, base: mark, count: m.top - mark, ownedFrom: 0, named: named, unused: unused, at: range)
     }
 
     /// Calls builtin method `b` with the value in `slot` as its receiver, lent: the window
     /// holds the receiver's bits, unretained, and forgets them after the call. (No argument
     /// can assign the slot, and nothing else can: a local another function sees is a cell.)
     @inline(__always)
-    private func callLent(_ b: Builtin, receiver slot: Frame, _ fp: Frame, _ m: Interpreter) throws -> Value {
+    private func callLent(_ b: Builtin, receiver slot: Frame, _ fp: Frame, _ m: Interpreter, unused: Bool) throws -> Value {
         let mark = m.top
         guard mark < m.stackEnd else { throw m.recursionError(range) }
         UnsafeMutableRawPointer(mark).copyMemory(from: slot, byteCount: MemoryLayout<Value>.size)
@@ -288,7 +289,7 @@ final class MethodCallNode: Node {
         let list = args.list
         var i = 0
         while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }
-        return try m.callBuiltin(b, base: mark, count: m.top - mark, named: nil, at: range)
+        return try m.callBuiltin(b, base: mark, count: m.top - mark, ownedFrom: 1, named: nil, unused: unused, at: range)
     }
 
     enum Target { case value(Value), method(Builtin) }
@@ -304,14 +305,21 @@ final class MethodCallNode: Node {
         throw m.error(ErrorKind.type, message, at: range)
     }
 
-    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value { try call(fp, m, unused: false) }
+
+    /// As a statement: a method that changes its receiver (`xs.push(x)`) does not give
+    /// it back.
+    override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try call(fp, m, unused: true) }
+
+    @inline(__always)
+    private func call(_ fp: Frame, _ m: Interpreter, unused: Bool) throws -> Value {
         if receiverSlot >= 0 {
             let slot = fp + receiverSlot
             switch ValueKind(slot.pointee) {
             case .map, .object: break
             default:
                 if let b = m.methodRef(id, for: slot.pointee) {
-                    return try b._withUnsafeGuaranteedRef { try callLent($0, receiver: slot, fp, m) }
+                    return try b._withUnsafeGuaranteedRef { try callLent($0, receiver: slot, fp, m, unused: unused) }
                 }
             }
         }
@@ -322,7 +330,7 @@ final class MethodCallNode: Node {
         case .map, .object: break
         default:
             if let b = m.methodRef(id, for: r) {
-                return try b._withUnsafeGuaranteedRef { try callMethod($0, receiver: r, !args.named.isEmpty, fp, m) }
+                return try b._withUnsafeGuaranteedRef { try callMethod($0, receiver: r, !args.named.isEmpty, fp, m, unused: unused) }
             }
         }
         switch try target(r, m) {
@@ -330,7 +338,7 @@ final class MethodCallNode: Node {
             let (values, named) = try args.evaluate(fp, m)
             return try m.invoke(f, values, named: named, range: range)
         case .method(let b):
-            return try callMethod(b, receiver: r, !args.named.isEmpty, fp, m)
+            return try callMethod(b, receiver: r, !args.named.isEmpty, fp, m, unused: unused)
         }
     }
 

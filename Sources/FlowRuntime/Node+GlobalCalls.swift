@@ -44,34 +44,44 @@ extension Interpreter {
         let size = p.frameSize
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
-        c.placeCaptures(fp, after: argc)
+        let lent = c.lendCaptures(fp, after: argc)
         if !p.boxedParameters.isEmpty {
             for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
         }
-        return try execute(p.bodyRef, fp, size: size, range) { self.describe(p) }
+        return try execute(p.bodyRef, fp, size: size, lent: argc..<(argc + lent), range) { self.describe(p) }
     }
 
     /// The common end of every direct call: push the frame, run the body, turn a `return`
     /// signal into the result, pop the frame (also when the body throws, adding the
     /// callee to the error's traceback).
     @inline(__always)
-    func execute(_ body: Unmanaged<Node>, _ fp: Frame, size: Int, _ range: SourceRange, _ callee: () -> String) throws -> Value {
+    func execute(_ body: Unmanaged<Node>, _ fp: Frame, size: Int, lent: Range<Int> = 0..<0, _ range: SourceRange,
+                 _ callee: () -> String) throws -> Value {
         top = fp + size
         depth &+= 1
         do {
             var r = try body._withUnsafeGuaranteedRef { try $0.eval(fp, self) }
             if signal == .returnValue { signal = .none; r = returnValue; returnValue = .nilValue }
+            forget(fp, lent)
             dropFrame(fp, size)
             top = fp
             depth &-= 1
             return r
         } catch {
+            forget(fp, lent)
             dropFrame(fp, size)
             top = fp
             depth &-= 1
             if let e = error as? FlowError { e.unwind(through: callee(), calledFrom: range) }
             throw error
         }
+    }
+
+    /// Clears the slots of `fp` in `lent`, which hold references they do not own
+    /// (`Closure.lendCaptures`), without releasing them.
+    @inline(__always) func forget(_ fp: Frame, _ lent: Range<Int>) {
+        var k = lent.lowerBound
+        while k < lent.upperBound { (fp + k).initialize(to: .nilValue); k += 1 }
     }
 
     /// True when a frame of `size` slots fits and the depth limit allows one more call.

@@ -17,23 +17,23 @@ extension Stdlib {
     }
 
     static func installListMethods(_ i: Interpreter) {
-        i.define(method: "push", on: .list, parameters: ["item"]) { call in
-            try call.list(0).append(call[1]); return call[0]
+        i.define(changing: "push", on: .list, parameters: ["item"]) { call in
+            let item = call.take(1)
+            try call.withList(0) { $0.append(item) }
         }
         i.define(method: "pop", on: .list, parameters: []) { call in
             let l = try call.list(0)
             guard l.count > 0 else { throw call.error("cannot pop from an empty list", kind: "index") }
             return l.removeLast()
         }
-        i.define(method: "insert", on: .list, parameters: ["index", "item"]) { call in
+        i.define(changing: "insert", on: .list, parameters: ["index", "item"]) { call in
             let l = try call.list(0)
             var k = try call.int(1)
             if k < 0 { k += l.count }
             guard k >= 0 && k <= l.count else {
                 throw call.error("index \(try call.int(1)) is out of range for inserting into a list of length \(l.count)", kind: "index")
             }
-            l.insert(call[2], at: k)
-            return call[0]
+            l.insert(call.take(2), at: k)
         }
         // Methods that call back have an async twin: in async code a callback that
         // suspends (a node, a sleep) is awaited, so cancellation reaches it.
