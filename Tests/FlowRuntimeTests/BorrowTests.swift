@@ -7,9 +7,9 @@ import Testing
 @Suite struct BorrowTests {
     @Test func theLayoutIsTheOneBorrowExpects() {
         #expect(MemoryLayout<Value>.size == 9)
-        let tags = [Borrow.listTag, Borrow.mapTag, Borrow.closureTag]
+        let tags = [Borrow.listTag, Borrow.mapTag, Borrow.closureTag, Borrow.cellTag]
         #expect(!tags.contains(0xFF), "a borrowed path is off: \(tags)")
-        #expect(Set(tags).count == 3)
+        #expect(Set(tags).count == 4)
     }
 
     @Test func aBorrowedSlotGivesItsObjectAndNothingElse() {
