@@ -86,8 +86,7 @@ public final class Interpreter: @unchecked Sendable {
     /// (`EmitRecordNode`) for as long as nobody redefines the name.
     let emitBuiltin = Builtin(name: "emit", parameters: ["event", "fields", "key"], requiredCount: 1, variadic: false,
                               isMethod: false, body: { call in
-                                  try call.interpreter.emitEvent(call)
-                                  return .nilValue
+                                  .duration(try call.interpreter.emitEvent(call))
                               })
     var methodIDs: [String: Int] = [:]
     var methodNames: [String] = []
@@ -409,8 +408,11 @@ public final class Interpreter: @unchecked Sendable {
 
     /// `emit(type, fields, key)` of scripts: an event on the current run, kept compact
     /// (its map is made when someone looks). The arguments are read where the call keeps
-    /// them, without copies; fields whose names are not strings are an error.
-    public func emitEvent(_ call: BuiltinCall) throws {
+    /// them, without copies; fields whose names are not strings are an error. Gives the
+    /// event's time on `monotonic()`'s clock (the engine times a node from its start
+    /// event: one clock read less a node).
+    @discardableResult
+    public func emitEvent(_ call: BuiltinCall) throws -> Int {
         let run = try emittingRun(at: call.range)
         let base = call.base
         let type: StringBox
@@ -435,32 +437,38 @@ public final class Interpreter: @unchecked Sendable {
                 throw call.typeError("a string", at: 2)
             }
         }
-        try emit(run, type, fields, key: key)
+        return time(of: try emit(run, type, fields, key: key), in: run)
+    }
+
+    /// The time of the run's event at `index` on `monotonic()`'s clock; now for an event
+    /// that replay found in the log (`emit` gives no index for it).
+    private func time(of index: Int?, in run: Run) -> Int {
+        guard let index else { return monotonicNow }
+        return run.log_[index].at + run.startedAt
     }
 
     /// `emit(type, {record}, key)` with its arguments evaluated (`EmitRecordNode`): the
     /// fields are the record's entries, with no map made for them. A type known when
     /// compiled comes as `constant` (interned; `type` is then not read).
-    func emitEvent(type: Value, constant: StringBox?, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws {
+    func emitEvent(type: Value, constant: StringBox?, fields: [MapBox.Entry], key: Value, at range: SourceRange) throws -> Int {
         let run = try emittingRun(at: range)
         let t = try constant ?? eventType(type, at: range)
-        try emit(run, t, fields, key: try eventKey(key, run, at: range))
+        return time(of: try emit(run, t, fields, key: try eventKey(key, run, at: range)), in: run)
     }
 
     /// The same with the record's values in a window of the value stack (`values`, one per
     /// name; they move into the event).
-    func emitEvent(type: Value, constant: StringBox?, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws {
+    func emitEvent(type: Value, constant: StringBox?, names: [StringBox], values: Frame, key: Value, at range: SourceRange) throws -> Int {
         // The engine's events, two a node: the run is borrowed from the loop's turn
         // context, which holds it while the fiber steps.
-        func emit(_ run: Run) throws {
+        func emit(_ run: Run) throws -> Int {
             let t = try constant ?? eventType(type, at: range)
-            try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
+            return try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
         }
         if let c = loop.turnContext, let run = c._withUnsafeGuaranteedRef({ $0.run.map(Unmanaged.passUnretained) }) {
-            try run._withUnsafeGuaranteedRef(emit)
-        } else {
-            try emit(try emittingRun(at: range))
+            return try run._withUnsafeGuaranteedRef(emit)
         }
+        return try emit(try emittingRun(at: range))
     }
 
     /// An event's type, checked and interned.

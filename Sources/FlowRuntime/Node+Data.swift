@@ -99,10 +99,10 @@ final class EmitRecordNode: Node {
         let t = constantType == nil ? try type.eval(fp, m) : .nilValue
         guard plain else {
             let fields = try record.entries(fp, m)
-            try m.emitEvent(type: t, constant: constantType, fields: fields, key: try key.eval(fp, m), at: range)
-            return .nilValue
+            return .duration(try m.emitEvent(type: t, constant: constantType, fields: fields, key: try key.eval(fp, m), at: range))
         }
         let base = m.top
+        let time: Int
         do {
             let n = values.count
             var i = 0
@@ -110,13 +110,13 @@ final class EmitRecordNode: Node {
                 try m.push(try values.eval(i, fp, m), range)
                 i += 1
             }
-            try m.emitEvent(type: t, constant: constantType, names: names, values: base, key: try key.eval(fp, m), at: range)
+            time = try m.emitEvent(type: t, constant: constantType, names: names, values: base, key: try key.eval(fp, m), at: range)
         } catch {
             m.pop(to: base)
             throw error
         }
         m.pop(to: base)
-        return .nilValue
+        return .duration(time)
     }
     override var callRange: SourceRange? { range }
 }

@@ -972,20 +972,23 @@ extension Interpreter {
 
     /// `emit(type, {record}, key)` from `EmitRecordNode`: the record's values are in a
     /// window of the value stack (`values`, `names.count` of them, left nil here) and
-    /// move straight into the event's fields. No key of `names` is a base field.
-    func emitRecord(_ run: Run, _ type: StringBox, names: [StringBox], values: Frame, key: String?) throws {
+    /// move straight into the event's fields. No key of `names` is a base field. Gives
+    /// the event's time on `monotonic()`'s clock.
+    @discardableResult
+    func emitRecord(_ run: Run, _ type: StringBox, names: [StringBox], values: Frame, key: String?) throws -> Int {
         let n = names.count
         let seq = run.log?.nextSeq ?? run.log_.count + 1
-        let at = monotonicNow - run.startedAt
+        let now = monotonicNow
+        let at = now - run.startedAt
         if let log = run.log {
             var fields: [MapBox.Entry] = []
             fields.reserveCapacity(n)
             for i in 0..<n { fields.append(MapBox.Entry(key: .string(names[i]), value: values[i])) }
-            if try !record(run, log, type: type.value, key: key, fields: fields) { return }
+            if try !record(run, log, type: type.value, key: key, fields: fields) { return now }
         }
         guard n > 0 else {
             _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, names: [], values: nil))
-            return
+            return now
         }
         let dest = run.valueSpace(n)
         var i = 0
@@ -996,6 +999,7 @@ extension Interpreter {
             i += 1
         }
         _ = try deliver(run, type, run.addEvent(seq: seq, type: type, at: at, names: names, values: dest))
+        return now
     }
 
     /// An event now in its run: to the host's callback and the scripts' hooks. Gives its

@@ -118,11 +118,11 @@ fn run_node(step, body) {
     let past = recorded(step.path)
     if past != nil { return replay(step, past) }
   }
-  emit("node:start", {node: step.name, path: step.path})
+  # emit gives the event's time: the node is timed from its start event.
+  let started = emit("node:start", {node: step.name, path: step.path})
   let o = step.options
   if len(o) == 0 {
     # The common case, kept short: no retry, timeout or compensation.
-    let started = monotonic()
     let result = try { body() } catch e {
       emit("node:failed", {node: step.name, path: step.path, attempts: 1, error: e}, step.path)
       throw e
