@@ -1046,6 +1046,11 @@ final class RunNode: Node {
         var outerScope: PathScope?
         var result = Value.nilValue
 
+        /// The `Started` an activation keeps in `extra`, unretained.
+        @inline(__always) static func lent(_ extra: AnyObject?) -> Unmanaged<Started> {
+            Unmanaged.fromOpaque(unsafeBitCast(extra.unsafelyUnwrapped, to: UnsafeRawPointer.self))
+        }
+
         init(run: Run, closure: Closure, arguments: [Value], named: [(String, Value)]?, range: SourceRange?,
              resumed: Bool, context: RunContext) {
             self.run = run; self.closure = closure; self.arguments = arguments; self.named = named
@@ -1068,7 +1073,13 @@ final class RunNode: Node {
     // States: 1 starting, 2 the body runs, 3 waiting for the tasks it spawned, 4 ending
     // by `bodyFailed`, 5 over.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        let s = unsafeDowncast(a.extra!, to: Started.self)
+        // The activation keeps its `Started`: it is lent to the step, not retained (nor
+        // is each of its fields as the step reads them).
+        try Started.lent(a.extra)._withUnsafeGuaranteedRef { s in try step(s, f, &a, input) }
+    }
+
+    @inline(__always)
+    private func step(_ s: Started, _ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         let m = f.m
         switch a.state {
         case 0:
