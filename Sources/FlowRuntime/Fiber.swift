@@ -63,6 +63,12 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
         var callee: Closure? = nil
 
         init(node: Unmanaged<Node>, fp: Frame) { self.node = node; self.fp = fp }
+
+        /// What the node keeps in `extra` (it must be there, of class `T`), lent to the
+        /// step without a retain: the activation holds it.
+        @inline(__always) func lent<T: AnyObject>(_ type: T.Type) -> Unmanaged<T> {
+            Unmanaged.fromOpaque(unsafeBitCast(extra.unsafelyUnwrapped, to: UnsafeRawPointer.self))
+        }
     }
 
     /// Strong, so that a step reads it without a retain.

@@ -64,12 +64,15 @@ final class NodeNode: Node {
             f.context?.leaveNode(restoring: &a.extra)
             return f.done(input)
         }
-        guard let context = f.context else { throw outsideAFlow(f.m) }
-        let (runner, step, body, path) = try prepare(a.fp, f.m, context)
-        context.enterNode(path: path, depth: f.depth, saving: &a.extra)
-        a.value = step
-        a.state = 1
-        return f.call(runner, step, body)
+        // The fiber holds its context: lent, not retained.
+        guard let context = f.context.map(Unmanaged.passUnretained) else { throw outsideAFlow(f.m) }
+        return try context._withUnsafeGuaranteedRef { context in
+            let (runner, step, body, path) = try prepare(a.fp, f.m, context)
+            context.enterNode(path: path, depth: f.depth, saving: &a.extra)
+            a.value = step
+            a.state = 1
+            return f.call(runner, step, body)
+        }
     }
 
     override func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? {

@@ -354,9 +354,13 @@ final class IfNode: Node {
             c = try test(a.fp, f.m)
         default: c = input.isTruthy  // the condition, which suspended, has finished
         }
-        let branch = c ? then : otherwise
-        if branch.yields { return .become(branch) }
-        return f.done(try branch.eval(a.fp, f.m))
+        // Not `let branch = c ? then : otherwise`: binding the node retained it.
+        if c {
+            if then.yields { return .become(then) }
+            return f.done(try then.eval(a.fp, f.m))
+        }
+        if otherwise.yields { return .become(otherwise) }
+        return f.done(try otherwise.eval(a.fp, f.m))
     }
 }
 
@@ -489,16 +493,18 @@ final class ForNode: Node {
         default:
             if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
         }
-        let cursor = unsafeDowncast(a.extra!, to: Cursor.self)
-        while cursor.i < cursor.count() {
-            let (x, y) = cursor.item(cursor.i)
-            cursor.i += 1
-            if cursor.pairs { bind(fp, x, y) } else { bind(fp, y, .nilValue) }
-            if body.yields { a.state = 2; return .child(body) }
-            try body.exec(fp, m)
-            if m.signal != .none && m.endsLoop() { break }
+        // The cursor is lent: the activation keeps it while the loop runs.
+        return try a.lent(Cursor.self)._withUnsafeGuaranteedRef { cursor in
+            while cursor.i < cursor.count() {
+                let (x, y) = cursor.item(cursor.i)
+                cursor.i += 1
+                if cursor.pairs { bind(fp, x, y) } else { bind(fp, y, .nilValue) }
+                if body.yields { a.state = 2; return .child(body) }
+                try body.exec(fp, m)
+                if m.signal != .none && m.endsLoop() { break }
+            }
+            return f.done(.nilValue)
         }
-        return f.done(.nilValue)
     }
 }
 

@@ -1046,11 +1046,6 @@ final class RunNode: Node {
         var outerScope: PathScope?
         var result = Value.nilValue
 
-        /// The `Started` an activation keeps in `extra`, unretained.
-        @inline(__always) static func lent(_ extra: AnyObject?) -> Unmanaged<Started> {
-            Unmanaged.fromOpaque(unsafeBitCast(extra.unsafelyUnwrapped, to: UnsafeRawPointer.self))
-        }
-
         init(run: Run, closure: Closure, arguments: [Value], named: [(String, Value)]?, range: SourceRange?,
              resumed: Bool, context: RunContext) {
             self.run = run; self.closure = closure; self.arguments = arguments; self.named = named
@@ -1075,7 +1070,7 @@ final class RunNode: Node {
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         // The activation keeps its `Started`: it is lent to the step, not retained (nor
         // is each of its fields as the step reads them).
-        try Started.lent(a.extra)._withUnsafeGuaranteedRef { s in try step(s, f, &a, input) }
+        try a.lent(Started.self)._withUnsafeGuaranteedRef { s in try step(s, f, &a, input) }
     }
 
     @inline(__always)
