@@ -462,7 +462,13 @@ public final class Interpreter: @unchecked Sendable {
         // The engine's events, two a node: the run is borrowed from the loop's turn
         // context, which holds it while the fiber steps.
         func emit(_ run: Run) throws -> Int {
-            let t = try constant ?? eventType(type, at: range)
+            // The constant type is read after the key: bound across the key's check, it
+            // was retained (so was the result of `constant ?? eventType(…)`).
+            if constant != nil {
+                let k = try eventKey(key, run, at: range)
+                return try emitRecord(run, constant.unsafelyUnwrapped, names: names, values: values, key: k)
+            }
+            let t = try eventType(type, at: range)
             return try emitRecord(run, t, names: names, values: values, key: try eventKey(key, run, at: range))
         }
         if let c = loop.turnContext, let run = c._withUnsafeGuaranteedRef({ $0.run.map(Unmanaged.passUnretained) }) {

@@ -25,12 +25,17 @@ final class NodeNode: Node {
             guard let runner = m.runNode else {
                 throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
             }
-            let path = (context.scope ?? run.rootScope).next(node: nameBox)
-            let options = try self.options.eval(fp, m)
+            // Not `(context.scope ?? run.rootScope)`: `??` gives a retained scope.
+            let path: String
+            if let scope = context.scope { path = scope.next(node: nameBox) } else { path = run.rootScope.next(node: nameBox) }
+            // The options move into the step map (swapped out of the variable).
+            var options = try self.options.eval(fp, m)
             let fields = FieldValues.make(count: 4) { p, done in
                 p.initialize(to: .string(nameBox))
                 (p + 1).initialize(to: .str(path))
-                (p + 2).initialize(to: options)
+                var moved = Value.nilValue
+                swap(&moved, &options)
+                (p + 2).initialize(to: moved)
                 (p + 3).initialize(to: .string(run.idBox))
                 done = 4
             }
