@@ -165,6 +165,12 @@ public struct BuiltinCall {
         return v
     }
 
+    /// Argument `i` lent to `body`, not copied (nil past the last).
+    @inlinable @inline(__always)
+    public func withArgument<R>(_ i: Int, _ body: (borrowing Value) throws -> R) rethrows -> R {
+        i < count ? try body(base[i]) : try body(.nilValue)
+    }
+
     /// The list argument `i`, lent to `body` from the arguments without a retain.
     @inlinable @inline(__always)
     public func withList<R>(_ i: Int, _ body: (ListBox) throws -> R) throws -> R {

@@ -96,14 +96,33 @@ final class CallBuiltinNode: Node {
     let builtin: Builtin
     let args: NodeArray
     let range: SourceRange
+    /// The slots of the arguments when every one is a plain local (`len(o)`): they are
+    /// lent to the builtin, as a method's receiver is (`MethodCallNode.callLent`); else nil.
+    let lentSlots: UnsafeMutablePointer<Int>?
     init(_ builtin: Builtin, args: [Node], range: SourceRange) {
         precondition(!builtin.suspends)
         self.builtin = builtin; self.args = NodeArray(args); self.range = range
+        if !args.isEmpty, args.allSatisfy({ $0 is LocalGet }) {
+            let slots = UnsafeMutablePointer<Int>.allocate(capacity: args.count)
+            for (i, a) in args.enumerated() { (slots + i).initialize(to: slotOf(a)) }
+            lentSlots = slots
+        } else {
+            lentSlots = nil
+        }
     }
+    deinit { lentSlots?.deallocate() }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let mark = m.top
-        defer { m.pop(to: mark) }
         let n = args.count
+        if let slots = lentSlots {
+            guard mark + n <= m.stackEnd else { throw m.recursionError(range) }
+            var i = 0
+            while i < n { UnsafeMutableRawPointer(mark + i).copyMemory(from: fp + slots[i], byteCount: MemoryLayout<Value>.size); i += 1 }
+            m.top = mark + n
+            defer { m.forget(mark, 0..<n); m.top = mark }
+            return try m.callBuiltin(builtin, base: mark, count: n, named: nil, at: range)
+        }
+        defer { m.pop(to: mark) }
         var i = 0
         while i < n { try m.push(try args.eval(i, fp, m), range); i += 1 }
         return try m.callBuiltin(builtin, base: mark, count: n, ownedFrom: 0, named: nil, at: range)

@@ -42,12 +42,17 @@ public enum Stdlib {
             return .nilValue
         }
         i.define("len", parameters: ["value"]) { call in
-            switch call[0] {
-            case .string(let s): return .int(s.count)
-            case .list(let l): return .int(l.count)
-            case .map(let m): return .int(m.count)
-            default: throw call.typeError("a string, list or map", at: 0)
+            // Read where the call keeps it: a copy would retain and release it.
+            let n: Int? = call.withArgument(0) { v in
+                switch v {
+                case .string(let s): return s.count
+                case .list(let l): return l.count
+                case .map(let m): return m.count
+                default: return nil
+                }
             }
+            guard let n else { throw call.typeError("a string, list or map", at: 0) }
+            return .int(n)
         }
         i.define("type", parameters: ["value"]) { call in .str(call[0].typeName) }
         i.define("str", parameters: ["value"]) { call in .str(Printer.display(call[0])) }
