@@ -61,9 +61,14 @@
     /// `initialize`, never released) while the object is still alive. False, with the
     /// slot untouched, if the layout check failed.
     @inline(__always) static func lend(_ object: AnyObject, tag: UInt8, into slot: UnsafeMutablePointer<Value>) -> Bool {
+        lend(address: UnsafeRawPointer(Unmanaged.passUnretained(object).toOpaque()), tag: tag, into: slot)
+    }
+
+    /// The same for the object at `address`.
+    @inline(__always) static func lend(address: UnsafeRawPointer, tag: UInt8, into slot: UnsafeMutablePointer<Value>) -> Bool {
         guard tag != 0xFF else { return false }
         let raw = UnsafeMutableRawPointer(slot)
-        raw.storeBytes(of: Unmanaged.passUnretained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
+        raw.storeBytes(of: address, as: UnsafeRawPointer.self)
         raw.storeBytes(of: tag, toByteOffset: 8, as: UInt8.self)
         return true
     }

@@ -71,8 +71,9 @@ public final class Closure: @unchecked Sendable {
     /// the slot of a captured variable: it assigns the cell's value.) Returns how many
     /// it lent: none when `Borrow` cannot write a cell, and they are placed retained.
     @inline(__always) func lendCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) -> Int {
-        guard let first = firstCapture else { return 0 }
-        guard Borrow.lend(first, tag: Borrow.cellTag, into: fp + arity) else {
+        // The first cell's address, read without binding it (a `let` of it retained it).
+        guard let first = unsafeBitCast(firstCapture, to: UnsafeRawPointer?.self) else { return 0 }
+        guard Borrow.lend(address: first, tag: Borrow.cellTag, into: fp + arity) else {
             placeCaptures(fp, after: arity)
             return 0
         }

@@ -217,14 +217,19 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
         }
     }
 
-    public func append(_ v: Value) {
+    public func append(_ v: consuming Value) {
+        // The value moves in (swapped out of a variable: a closure cannot consume what it
+        // captures).
+        var item = v
         let appended: Bool = withUnsafeMutablePointers { h, e in
             guard h.pointee.spilled == nil, h.pointee.count < h.pointee.capacity else { return false }
-            (e + h.pointee.count).initialize(to: v)
+            var moved = Value.nilValue
+            swap(&moved, &item)
+            (e + h.pointee.count).initialize(to: moved)
             h.pointee.count += 1
             return true
         }
-        if !appended { items.append(v) }
+        if !appended { items.append(item) }
     }
     public func removeLast() -> Value { items.removeLast() }
     public func insert(_ v: Value, at i: Int) { items.insert(v, at: i) }
