@@ -166,10 +166,20 @@ public struct BuiltinCall {
         return v
     }
 
-    /// Argument `i` lent to `body`, not copied (nil past the last).
-    @inlinable @inline(__always)
-    public func withArgument<R>(_ i: Int, _ body: (borrowing Value) throws -> R) rethrows -> R {
-        i < count ? try body(base[i]) : try body(.nilValue)
+    /// The length of argument `i` when it is a string (in characters), a list or a map,
+    /// read where the call keeps it (a copy would retain and release it); nil otherwise.
+    public func length(_ i: Int) -> Int? {
+        guard i < count else { return nil }
+        let slot = base + i
+        if let l = Borrow.list(slot, Borrow.listTag) { return l._withUnsafeGuaranteedRef { $0.count } }
+        if let m = Borrow.map(slot, Borrow.mapTag) { return m._withUnsafeGuaranteedRef { $0.count } }
+        if let s = Borrow.string(slot, Borrow.stringTag) { return s._withUnsafeGuaranteedRef { $0.count } }
+        switch slot.pointee {
+        case .string(let s): return s.count
+        case .list(let l): return l.count
+        case .map(let m): return m.count
+        default: return nil
+        }
     }
 
     /// The list argument `i`, lent to `body` from the arguments without a retain.

@@ -42,16 +42,7 @@ public enum Stdlib {
             return .nilValue
         }
         i.define("len", parameters: ["value"]) { call in
-            // Read where the call keeps it: a copy would retain and release it.
-            let n: Int? = call.withArgument(0) { v in
-                switch v {
-                case .string(let s): return s.count
-                case .list(let l): return l.count
-                case .map(let m): return m.count
-                default: return nil
-                }
-            }
-            guard let n else { throw call.typeError("a string, list or map", at: 0) }
+            guard let n = call.length(0) else { throw call.typeError("a string, list or map", at: 0) }
             return .int(n)
         }
         i.define("type", parameters: ["value"]) { call in .str(call[0].typeName) }
