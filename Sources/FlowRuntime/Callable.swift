@@ -62,9 +62,6 @@ public final class Closure: @unchecked Sendable {
     var captures: [Cell] { firstCapture.map { [$0] + moreCaptures } ?? [] }
     var hasCaptures: Bool { firstCapture != nil }
 
-    /// How many cells it captured.
-    var captureCount: Int { firstCapture == nil ? 0 : 1 + moreCaptures.count }
-
     /// Places the captured cells in their slots lent, unretained (`Borrow.lend`), for a
     /// synchronous call, during which the caller keeps the closure, and so its cells,
     /// alive; the call forgets them before it drops the frame. (A function never assigns
@@ -161,9 +158,7 @@ public struct BuiltinCall {
     public mutating func take(_ i: Int) -> Value {
         guard i < count else { return .nilValue }
         guard i >= ownedFrom else { return base[i] }
-        var v = Value.nilValue
-        swap(&v, &base[i])
-        return v
+        return Value.take(&base[i])
     }
 
     /// The length of argument `i` when it is a string (in characters), a list or a map,

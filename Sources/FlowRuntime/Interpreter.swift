@@ -778,6 +778,14 @@ public final class Interpreter: @unchecked Sendable {
         top += 1
     }
 
+    /// Pushes the value in `slot` lent: its bits, unretained (`Borrow`). The slot must not
+    /// change until the pusher `forget`s the copy, before it pops.
+    @inline(__always) func pushLent(_ slot: Frame, _ range: SourceRange?) throws {
+        guard top < stackEnd else { throw recursionError(range) }
+        UnsafeMutableRawPointer(top).copyMemory(from: slot, byteCount: MemoryLayout<Value>.size)
+        top += 1
+    }
+
     /// Pops everything pushed since `mark`.
     @inline(__always) func pop(to mark: Frame) {
         dropFrame(mark, top - mark)

@@ -115,11 +115,9 @@ final class CallBuiltinNode: Node {
         let mark = m.top
         let n = args.count
         if let slots = lentSlots {
-            guard mark + n <= m.stackEnd else { throw m.recursionError(range) }
+            defer { m.forget(mark, 0..<(m.top - mark)); m.top = mark }
             var i = 0
-            while i < n { UnsafeMutableRawPointer(mark + i).copyMemory(from: fp + slots[i], byteCount: MemoryLayout<Value>.size); i += 1 }
-            m.top = mark + n
-            defer { m.forget(mark, 0..<n); m.top = mark }
+            while i < n { try m.pushLent(fp + slots[i], range); i += 1 }
             return try m.callBuiltin(builtin, base: mark, count: n, named: nil, at: range)
         }
         defer { m.pop(to: mark) }
@@ -301,10 +299,8 @@ final class MethodCallNode: Node {
     @inline(__always)
     private func callLent(_ b: Builtin, receiver slot: Frame, _ fp: Frame, _ m: Interpreter, unused: Bool) throws -> Value {
         let mark = m.top
-        guard mark < m.stackEnd else { throw m.recursionError(range) }
-        UnsafeMutableRawPointer(mark).copyMemory(from: slot, byteCount: MemoryLayout<Value>.size)
-        m.top = mark + 1
-        defer { m.pop(to: mark + 1); mark.initialize(to: .nilValue); m.top = mark }
+        try m.pushLent(slot, range)
+        defer { m.forget(mark, 0..<1); m.pop(to: mark) }
         let list = args.list
         var i = 0
         while i < list.count { try m.push(try list.eval(i, fp, m), range); i += 1 }

@@ -28,14 +28,12 @@ final class NodeNode: Node {
             // Not `(context.scope ?? run.rootScope)`: `??` gives a retained scope.
             let path: String
             if let scope = context.scope { path = scope.next(node: nameBox) } else { path = run.rootScope.next(node: nameBox) }
-            // The options move into the step map (swapped out of the variable).
+            // The options move into the step map (`Value.take`).
             var options = try self.options.eval(fp, m)
             let fields = FieldValues.make(count: 4) { p, done in
                 p.initialize(to: .string(nameBox))
                 (p + 1).initialize(to: .str(path))
-                var moved = Value.nilValue
-                swap(&moved, &options)
-                (p + 2).initialize(to: moved)
+                (p + 2).initialize(to: Value.take(&options))
                 (p + 3).initialize(to: .string(run.idBox))
                 done = 4
             }

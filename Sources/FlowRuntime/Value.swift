@@ -6,6 +6,16 @@ import FlowSyntax
 /// `String` payload would make the enum 17 bytes and its stride 24). Lists and maps are
 /// references, as in Lua and Python: assigning one shares it.
 public enum Value: @unchecked Sendable {
+    /// The value of `v`, moved out (nil is left): for handing a value on without a
+    /// retain and a release where a closure or a stored variable holds it (a closure
+    /// cannot `consume` what it captures).
+    @inlinable @inline(__always)
+    public static func take(_ v: inout Value) -> Value {
+        var moved = Value.nilValue
+        swap(&moved, &v)
+        return moved
+    }
+
     case nilValue
     case bool(Bool)
     case int(Int)
@@ -218,14 +228,11 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
     }
 
     public func append(_ v: consuming Value) {
-        // The value moves in (swapped out of a variable: a closure cannot consume what it
-        // captures).
+        // The value moves in (`Value.take`).
         var item = v
         let appended: Bool = withUnsafeMutablePointers { h, e in
             guard h.pointee.spilled == nil, h.pointee.count < h.pointee.capacity else { return false }
-            var moved = Value.nilValue
-            swap(&moved, &item)
-            (e + h.pointee.count).initialize(to: moved)
+            (e + h.pointee.count).initialize(to: Value.take(&item))
             h.pointee.count += 1
             return true
         }

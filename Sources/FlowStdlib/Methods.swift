@@ -19,11 +19,7 @@ extension Stdlib {
     static func installListMethods(_ i: Interpreter) {
         i.define(changing: "push", on: .list, parameters: ["item"]) { call in
             var item = call.take(1)
-            try call.withList(0) { list in
-                var moved = Value.nilValue
-                swap(&moved, &item)
-                list.append(moved)
-            }
+            try call.withList(0) { $0.append(Value.take(&item)) }
         }
         i.define(method: "pop", on: .list, parameters: []) { call in
             let l = try call.list(0)
