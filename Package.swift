@@ -29,7 +29,9 @@ let package = Package(
         // Async functions run on their caller's executor (SE-0461): the interpreter's
         // async path calls evalAsync at every node, and hopping executors each time cost
         // most of a node's time.
-        .target(name: "FlowRuntime", dependencies: ["FlowSyntax", "FlowStore"],
+        // Switching the calling thread's stack (makecontext, which Swift cannot call): a header.
+        .systemLibrary(name: "CStack"),
+        .target(name: "FlowRuntime", dependencies: ["FlowSyntax", "FlowStore", "CStack"],
                 swiftSettings: [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]),
         .target(name: "FlowStdlib", dependencies: ["FlowSyntax", "FlowRuntime"]),
         // GNU readline, linked from the system (libreadline-dev).

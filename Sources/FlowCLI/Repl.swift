@@ -37,6 +37,8 @@ struct Repl: ParsableCommand {
         options.path = store
         let runStore = try options.open()
         var configuration = SourceLoader.configuration()
+        // The interpreter goes on in the background while readline waits for a line.
+        configuration.runsOnCallingThread = false
         configuration.store = runStore
         configuration.environment = System.environment
         // Hot swaps are reported as they happen.

@@ -47,9 +47,11 @@ enum SourceLoader {
         }
     }
 
-    /// The CLI's configuration: stdout for print, the system clock, files readable.
+    /// The CLI's configuration: stdout for print, the system clock, files readable, the
+    /// interpreter on the main thread (one thread: glibc's malloc takes no locks).
     static func configuration() -> Configuration {
         var c = Configuration()
+        c.runsOnCallingThread = true
         c.readSource = { path in
             guard let bytes = readBytes(path) else { return nil }
             return String(validating: bytes, as: UTF8.self)

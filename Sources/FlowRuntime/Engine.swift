@@ -55,6 +55,13 @@ public struct Configuration: @unchecked Sendable {
     public var keptRuns = 1000
     /// Environment variables scripts may read with `env(name)`; nil refuses all.
     public var environment: [String: String]? = nil
+    /// Whether the interpreter runs on the thread that calls the engine, on a large stack
+    /// of its own that the thread switches to for each call, instead of on a thread of
+    /// its own (the default). The process then keeps the threads it has: glibc's malloc
+    /// takes no lock in a process that never had a second thread (`flow run` allocates
+    /// about twice as fast). Any thread may still call; calls wait for each other.
+    /// `startBackground` moves the interpreter onto a thread of its own for good.
+    public var runsOnCallingThread = false
 
     public init() {}
 
@@ -74,7 +81,8 @@ public struct CompileFailure: Error, Sendable {
 /// source, call functions.
 ///
 /// Isolation: everything runs on the engine's own interpreter thread (a large native
-/// stack, so deep Flow recursion hits the call-depth limit, never a stack overflow);
+/// stack, so deep Flow recursion hits the call-depth limit, never a stack overflow), or
+/// on the calling thread switched to such a stack (`Configuration.runsOnCallingThread`);
 /// public methods may be called from any thread and wait for their result.
 ///
 /// ```swift
@@ -104,7 +112,7 @@ public final class Engine: @unchecked Sendable {
 
     public init(configuration: Configuration = Configuration()) {
         interpreter = Interpreter(configuration: configuration)
-        thread = InterpreterThread(stackSize: Engine.threadStackSize)
+        thread = InterpreterThread(stackSize: Engine.threadStackSize, onCallingThread: configuration.runsOnCallingThread)
         interpreter.defineHook = { [unowned self] source in try evaluate(source, path: "<define>", origin: "define").defined }
     }
 
@@ -318,95 +326,6 @@ public final class Engine: @unchecked Sendable {
         module.namespace = MapBox(module.exports.compactMap { n in module.globals[n].map { (n, $0.value) } })
         interpreter.modules[key] = module
         return module
-    }
-}
-
-/// A thread with a large stack that runs submitted work one item at a time.
-final class InterpreterThread: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var queue: [() -> Void] = []
-    private var thread: pthread_t? = nil
-    private var threadID: pthread_t? = nil
-    private var stopped = false
-
-    init(stackSize: Int) {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setstacksize(&attr, stackSize)
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        pthread_create(&t, &attr, { arg in
-            let me = Unmanaged<InterpreterThread>.fromOpaque(arg!).takeRetainedValue()
-            me.loop()
-            return nil
-        }, box.toOpaque())
-        pthread_attr_destroy(&attr)
-        thread = t
-    }
-
-    private func loop() {
-        threadID = pthread_self()
-        while true {
-            pthread_mutex_lock(&mutex)
-            while queue.isEmpty && !stopped { pthread_cond_wait(&condition, &mutex) }
-            if queue.isEmpty && stopped { pthread_mutex_unlock(&mutex); return }
-            let work = queue.removeFirst()
-            pthread_mutex_unlock(&mutex)
-            work()
-        }
-    }
-
-    /// Lets the thread finish its queue and exit.
-    func stop() {
-        pthread_mutex_lock(&mutex)
-        stopped = true
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-        if let t = thread { pthread_detach(t) }
-    }
-
-    /// Whether the caller is on this thread.
-    var isCurrent: Bool {
-        if let id = threadID { return pthread_equal(id, pthread_self()) != 0 }
-        return false
-    }
-
-    /// Queues `work` on the thread without waiting.
-    func post(_ work: @escaping () -> Void) {
-        pthread_mutex_lock(&mutex)
-        queue.append(work)
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    /// Runs `work` on the thread and waits; runs it inline when already on the thread.
-    func sync<T>(_ work: @escaping () throws -> T) throws -> T {
-        if let id = threadID, pthread_equal(id, pthread_self()) != 0 { return try work() }
-        var result: Result<T, Error>? = nil
-        var done = pthread_cond_t()
-        pthread_cond_init(&done, nil)
-        defer { pthread_cond_destroy(&done) }
-        withUnsafeMutablePointer(to: &result) { resultPointer in
-            withUnsafeMutablePointer(to: &done) { donePointer in
-                let r = UnsafeSendable(resultPointer)
-                let d = UnsafeSendable(donePointer)
-                pthread_mutex_lock(&mutex)
-                queue.append { [self] in
-                    let value = Result { try work() }
-                    pthread_mutex_lock(&mutex)
-                    r.value.pointee = value
-                    pthread_cond_signal(d.value)
-                    pthread_mutex_unlock(&mutex)
-                }
-                pthread_cond_signal(&condition)
-                while resultPointer.pointee == nil { pthread_cond_wait(donePointer, &mutex) }
-                pthread_mutex_unlock(&mutex)
-            }
-        }
-        return try result!.get()
     }
 }
 

@@ -115,4 +115,65 @@ import Testing
             #expect(f.diagnostics.first?.message == "cannot import 'secret.flow': this host does not allow reading files")
         } catch { Issue.record("unexpected \(error)") }
     }
+
+    /// An engine on its caller's thread (`runsOnCallingThread`, as `flow run` makes it):
+    /// host functions see the caller's thread, and deep recursion still reaches the
+    /// call-depth limit, on the stack the thread switches to, instead of overflowing.
+    func threadEngine() -> Engine {
+        var c = Configuration()
+        c.clock = VirtualClock()
+        c.runsOnCallingThread = true
+        let e = Stdlib.makeEngine(c)
+        e.interpreter.define("thread_id", parameters: []) { _ in .int(Int(bitPattern: UInt(pthread_self()))) }
+        return e
+    }
+
+    @Test func anEngineOnItsCallersThreadRunsThereOnAStackOfItsOwn() throws {
+        let e = threadEngine()
+        let me = Int(bitPattern: UInt(pthread_self()))
+        let program = """
+            fn depth(n) {
+              if n == 0 { return 0 }
+              return 1 + depth(n - 1)
+            }
+            fn later() {
+              sleep(1h)
+              thread_id()
+            }
+            [thread_id(), depth(9000), later()]
+            """
+        let v = try e.run(SourceFile(path: "t.flow", text: program))
+        #expect(v == .list(ListBox.make([.int(me), .int(9000), .int(me)])))
+        do {
+            _ = try e.run(SourceFile(path: "u.flow", text: "fn down(n) { 1 + down(n + 1) }\ndown(0)\n"))
+            Issue.record("expected the call-depth limit")
+        } catch let error as FlowError {
+            #expect(error.message.hasPrefix("call depth limit reached"))
+        }
+    }
+
+    @Test func callsFromTwoThreadsTakeTurnsOnTheCallersStack() throws {
+        let e = threadEngine()
+        let f = try e.run(SourceFile(path: "t.flow", text: "fn sum(n) { if n == 0 { 0 } else { n + sum(n - 1) } }\nsum\n"))
+        let results = Collected()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            for n in 0..<200 {
+                if let v = try? e.call(f, [.int(n + i)]), v == .int((n + i) * (n + i + 1) / 2) { continue }
+                results.add("wrong sum for \(n + i)")
+            }
+        }
+        #expect(results.items.isEmpty)
+    }
+
+    @Test func theBackgroundMovesACallersEngineOntoAThreadOfItsOwn() throws {
+        let e = threadEngine()
+        let me = Int(bitPattern: UInt(pthread_self()))
+        let where_ = try e.run(SourceFile(path: "t.flow", text: "fn where_() { thread_id() }\nwhere_\n"))
+        #expect(try e.call(where_, []) == .int(me))
+        e.startBackground()
+        let there = try e.call(where_, [])
+        e.stopBackground()
+        #expect(there != .int(me))
+        #expect(try e.call(where_, []) == there)
+    }
 }
