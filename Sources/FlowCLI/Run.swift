@@ -47,7 +47,8 @@ struct Run: ParsableCommand {
                                   startedAt: System.now)
         let recording = self.store.resolved == "none" ? nil : store
         let code = Durable.execute(source, script: script, resuming: false, store: recording, display: display,
-                                   arguments: arguments, retention: try self.store.retentionNanoseconds())
+                                   arguments: arguments, retention: try self.store.retentionNanoseconds(),
+                                   exitsAfter: true)
         // The store is opened at the first run; the script ended on its failure (reported
         // above), which exits as a store that cannot be opened.
         if code != 0, (store as? LazyStore)?.failure != nil { throw ExitCode(74) }

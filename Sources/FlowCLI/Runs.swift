@@ -286,7 +286,7 @@ struct Rewind: ParsableCommand {
         SourceLoader.printError("flow: run \(id) forked at event \(to) as run \(fork.id) (script \(script.id))\n")
         let arguments = JSONText.unquoteList(script.arguments) ?? []
         let code = Durable.execute(SourceFile(path: script.path, text: script.source), script: script, resuming: true,
-                                   store: store, display: display, arguments: arguments)
+                                   store: store, display: display, arguments: arguments, exitsAfter: true)
         if code != 0 { throw ExitCode(code) }
     }
 }

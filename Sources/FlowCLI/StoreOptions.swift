@@ -164,8 +164,14 @@ enum Durable {
     }
 
     /// Runs (or re-executes) a recorded script and reports how it ended; returns the exit code.
+    /// `exitsAfter`: the process exits once this returns, so the engine is not torn down:
+    /// its heap (every run it kept, with their logs) goes back to the system at exit
+    /// instead of being freed object by object — 0.37 s after 100,000 runs, most of it in
+    /// malloc merging freed chunks. The store needs no closing: every write was committed
+    /// when it returned, as it must be for a process killed at any moment.
     static func execute(_ file: SourceFile, script: ScriptRecord, resuming: Bool, store: (any RunStore)?,
-                        display: EventDisplay, arguments: [String], retention: Int? = nil) -> Int32 {
+                        display: EventDisplay, arguments: [String], retention: Int? = nil,
+                        exitsAfter: Bool = false) -> Int32 {
         var configuration = SourceLoader.configuration()
         configuration.retention = retention
         configuration.arguments = arguments
@@ -177,6 +183,7 @@ enum Durable {
         if display != .none { configuration.onEvent = { progress.receive($0) } }
         let engine = Stdlib.makeEngine(configuration)
         progress.interpreter = engine.interpreter
+        defer { if exitsAfter { _ = Unmanaged.passRetained(engine) } }
         do {
             // Warnings are shown before the script's output, without stopping it.
             try engine.run(file, script: script, resuming: resuming) { warnings in
