@@ -221,4 +221,32 @@ import Testing
         let r = try CLITests.flow(["frobnicate"])
         #expect(r.status == 64)
     }
+
+    /// With less address space than the interpreter's 1 GiB stack (`ulimit -v`), the
+    /// interpreter takes a smaller one instead of hanging, and deep recursion still ends
+    /// at the call-depth limit with a Flow error.
+    @Test func aSmallAddressSpaceGivesASmallerStackNotAHang() throws {
+        let script = try CLITests.temporary("deep.flow", Array("""
+            fn h(n) {
+              return [n].map(fn(x) { h(x + 1) })[0]
+            }
+            print("start")
+            h(0)
+            """.utf8))
+        // The traceback (10,000 frames) goes to a file: a pipe read after stdout would fill.
+        let errors = script + ".err"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "ulimit -v 400000 && exec timeout 120 \"$0\" run --store none \"$1\" 2>\"$2\"",
+                       CLITests.binary.path, script, errors]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let e = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 70, "\(e)")
+        #expect(o == "start\n")
+        #expect(e.contains("call depth limit reached"))
+    }
 }
