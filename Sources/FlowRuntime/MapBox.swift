@@ -29,10 +29,15 @@ public final class MapBox: @unchecked Sendable {
     /// True while every key i is `.int(i)`; the map then lives in `positional`.
     @exclusivity(unchecked) private var sequential = true
     /// The keys of a shaped record, distinct and interned, when its values are in
-    /// `fields` (the value of `shape[i]` at position i). Shared: never changed.
+    /// `inline` or `fields` (the value of `shape[i]` at position i). Shared: never changed.
     @exclusivity(unchecked) private var shape: [StringBox]?
-    /// A shaped record's values (set exactly when `shape` is).
+    /// A shaped record's values when it has more than `inlineFields` (else nil): the
+    /// value of `shape[i]` is `fields[i]`.
     @exclusivity(unchecked) private var fields: FieldValues?
+    /// A shaped record's values when it has at most `inlineFields`: in the map itself, so
+    /// a small record is one allocation (unused places are nil).
+    @exclusivity(unchecked) private var inline: (Value, Value, Value, Value) = (.nilValue, .nilValue, .nilValue, .nilValue)
+    static let inlineFields = 4
     /// Entries removed from an indexed map stay in `store` as holes (a `.cell` key, which
     /// no real key can be) until they are half of it; then `store` is compacted. Without
     /// an index there are no holes.
@@ -64,6 +69,35 @@ public final class MapBox: @unchecked Sendable {
         sequential = false
     }
 
+    /// The same for at most `inlineFields` names: their values in order, nil after them.
+    init(shape: [StringBox], _ a: consuming Value, _ b: consuming Value, _ c: consuming Value, _ d: consuming Value) {
+        if shape.isEmpty { return }
+        self.shape = shape
+        inline = (a, b, c, d)
+        sequential = false
+    }
+
+    /// The value of a shaped record's field `i`.
+    @inline(__always) private func field(_ i: Int) -> Value {
+        if let fields { return fields[i] }
+        switch i {
+        case 0: return inline.0
+        case 1: return inline.1
+        case 2: return inline.2
+        default: return inline.3
+        }
+    }
+
+    @inline(__always) private func setField(_ i: Int, _ value: Value) {
+        if let fields { fields[i] = value; return }
+        switch i {
+        case 0: inline.0 = value
+        case 1: inline.1 = value
+        case 2: inline.2 = value
+        default: inline.3 = value
+        }
+    }
+
     public init(_ pairs: [(String, Value)]) {
         for (k, v) in pairs { set(k, v) }
     }
@@ -72,7 +106,7 @@ public final class MapBox: @unchecked Sendable {
 
     public var count: Int {
         if sequential { return positional.count }
-        if let fields { return fields.count }
+        if let shape { return shape.count }
         return store.count - holes
     }
 
@@ -87,7 +121,7 @@ public final class MapBox: @unchecked Sendable {
     /// The entries in insertion order (built on demand for a positional map).
     public var entries: [Entry] {
         if sequential { return positional.enumerated().map { Entry(key: .int($0.offset), value: $0.element) } }
-        if let shape, let fields { return shape.indices.map { Entry(key: .string(shape[$0]), value: fields[$0]) } }
+        if let shape { return shape.indices.map { Entry(key: .string(shape[$0]), value: field($0)) } }
         return live
     }
     public var keys: [Value] {
@@ -97,7 +131,7 @@ public final class MapBox: @unchecked Sendable {
     }
     public var values: [Value] {
         if sequential { return positional }
-        if let fields { return fields.array }
+        if let shape { return shape.indices.map { field($0) } }
         return live.map { $0.value }
     }
 
@@ -193,6 +227,7 @@ public final class MapBox: @unchecked Sendable {
         store = entries
         self.shape = nil
         self.fields = nil
+        inline = (.nilValue, .nilValue, .nilValue, .nilValue)
     }
 
     /// The position in `store` of a normalized key, or nil (not for positional maps).
@@ -246,7 +281,7 @@ public final class MapBox: @unchecked Sendable {
         guard MapBox.isKey(key) else { return nil }
         let k = MapBox.normalize(key)
         if sequential { return getPositional(k) }
-        if let shape, let fields { return shaped(shape, k).map { fields[$0] } }
+        if let shape { return shaped(shape, k).map { field($0) } }
         guard let i = find(k) else { return nil }
         return store[i].value
     }
@@ -256,15 +291,15 @@ public final class MapBox: @unchecked Sendable {
     /// Looks up a string key by a box the compiler interned: a pointer compare first.
     @inline(__always) func get(box: StringBox) -> Value? {
         if sequential { return nil }
-        if let shape, let fields {
+        if let shape {
             // Most lookups are of a field of the literal the record came from: its box.
             var i = 0
             let n = shape.count
             while i < n {
-                if shape[i] === box { return fields[i] }
+                if shape[i] === box { return field(i) }
                 i += 1
             }
-            return MapBox.position(of: box, in: shape).map { fields[$0] }
+            return MapBox.position(of: box, in: shape).map { field($0) }
         }
         if index == nil && store.count <= MapBox.linearLimit {
             var i = 0
@@ -294,7 +329,7 @@ public final class MapBox: @unchecked Sendable {
             leaveSequential()
         }
         if let shape {
-            if let i = shaped(shape, k) { fields.unsafelyUnwrapped[i] = value; return true }
+            if let i = shaped(shape, k) { setField(i, value); return true }
             leaveShape()
         }
         if let i = find(k) { store[i].value = value; return true }
@@ -374,6 +409,7 @@ public final class MapBox: @unchecked Sendable {
         m.sequential = sequential
         m.shape = shape
         m.fields = fields?.copy()
+        m.inline = inline
         m.positional = positional
         m.store = live
         if index != nil { m.rebuild(capacity) }

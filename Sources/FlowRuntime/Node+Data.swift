@@ -50,6 +50,14 @@ final class RecordNode: Node {
         guard shaped else { return .map(MapBox(distinct: try entries(fp, m))) }
         let n = values.count
         if n == 0 { return .map(MapBox()) }
+        if n <= MapBox.inlineFields {
+            // In order; the places after the last name stay nil.
+            let a = try values.eval(0, fp, m)
+            let b = n > 1 ? try values.eval(1, fp, m) : .nilValue
+            let c = n > 2 ? try values.eval(2, fp, m) : .nilValue
+            let d = n > 3 ? try values.eval(3, fp, m) : .nilValue
+            return .map(MapBox(shape: names, a, b, c, d))
+        }
         let fields = try FieldValues.make(count: n) { p, done in
             while done < n {
                 (p + done).initialize(to: try values.eval(done, fp, m))

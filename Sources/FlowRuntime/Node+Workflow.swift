@@ -30,14 +30,7 @@ final class NodeNode: Node {
             if let scope = context.scope { path = scope.next(node: nameBox) } else { path = run.rootScope.next(node: nameBox) }
             // The options move into the step map (`Value.take`).
             var options = try self.options.eval(fp, m)
-            let fields = FieldValues.make(count: 4) { p, done in
-                p.initialize(to: .string(nameBox))
-                (p + 1).initialize(to: .str(path))
-                (p + 2).initialize(to: Value.take(&options))
-                (p + 3).initialize(to: .string(run.idBox))
-                done = 4
-            }
-            let node = MapBox(shape: m.keys.step, fields: fields)
+            let node = MapBox(shape: m.keys.step, .string(nameBox), .str(path), Value.take(&options), .string(run.idBox))
             return (runner, .map(node), try body.eval(fp, m), path)
         }
     }
