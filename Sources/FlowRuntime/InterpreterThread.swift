@@ -51,6 +51,13 @@ final class InterpreterThread: @unchecked Sendable {
         if let stack { munmap(stack, stackSize) }
     }
 
+    /// How the switched stack is mapped: private, reserved but not committed.
+    #if os(Linux)
+    private static let stackFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK
+    #else
+    private static let stackFlags = MAP_PRIVATE | MAP_ANON | MAP_NORESERVE
+    #endif
+
     /// The sizes to try, largest first.
     private var stackSizes: [Int] { [stackSize, stackSize / 4, stackSize / 16] }
 
@@ -168,8 +175,7 @@ final class InterpreterThread: @unchecked Sendable {
         if stack == nil {
             let page = Int(sysconf(Int32(_SC_PAGESIZE)))
             for size in stackSizes {
-                let region = mmap(nil, size, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
+                let region = mmap(nil, size, PROT_READ | PROT_WRITE, InterpreterThread.stackFlags, -1, 0)
                 guard let region, region != MAP_FAILED else { continue }
                 mprotect(region, page, PROT_NONE)
                 stack = region
