@@ -92,9 +92,10 @@ public struct CompileFailure: Error, Sendable {
 /// let result = try engine.run(SourceFile(path: "main.flow", text: "print(1 + 2)"))
 /// ```
 public final class Engine: @unchecked Sendable {
-    /// The interpreter thread's native stack: room for `maxCallDepth` nested Flow calls
-    /// in a debug build with a wide margin. Reserved, not committed: untouched pages cost
-    /// nothing.
+    /// The interpreter's native stack (its thread's, or the region the calling thread
+    /// switches to): room for `maxCallDepth` nested Flow calls in a debug build with a
+    /// wide margin (they used 50 MiB). Reserved, not committed: untouched pages cost
+    /// nothing. Where the process may not reserve this much, a quarter or a sixteenth.
     public static let threadStackSize = 1 << 30
 
     public let interpreter: Interpreter
