@@ -118,16 +118,20 @@ final class InterpreterThread: @unchecked Sendable {
     func post(_ work: @escaping () -> Void) {
         if onCallingThread {
             pthread_mutex_lock(&switching)
-            if onCallingThread {
-                onCallingThread = false
-                start()
-            }
+            leaveCallingThread()
             pthread_mutex_unlock(&switching)
         }
         pthread_mutex_lock(&mutex)
         queue.append(work)
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// From now on, work runs on the thread (started here). The caller holds `switching`.
+    private func leaveCallingThread() {
+        guard onCallingThread else { return }
+        onCallingThread = false
+        start()
     }
 
     /// Runs `work` on the interpreter's stack and waits; runs it inline when already there.
@@ -139,10 +143,7 @@ final class InterpreterThread: @unchecked Sendable {
             if onCallingThread, let result = onSwitchedStack(work) { return try result.get() }
             // The stack could not be made (no address space for it): from now on the work
             // runs on a thread, whose stack the system may still find room for.
-            if onCallingThread {
-                onCallingThread = false
-                start()
-            }
+            leaveCallingThread()
         }
         var result: Result<T, Error>? = nil
         var done = pthread_cond_t()

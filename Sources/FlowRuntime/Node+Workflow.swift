@@ -28,9 +28,9 @@ final class NodeNode: Node {
             // Not `(context.scope ?? run.rootScope)`: `??` gives a retained scope.
             let path: String
             if let scope = context.scope { path = scope.next(node: nameBox) } else { path = run.rootScope.next(node: nameBox) }
-            // The options move into the step map (`Value.take`).
-            var options = try self.options.eval(fp, m)
-            let node = MapBox(shape: m.keys.step, .string(nameBox), .str(path), Value.take(&options), .string(run.idBox))
+            // The options move into the step map.
+            let options = try self.options.eval(fp, m)
+            let node = MapBox(shape: m.keys.step, .string(nameBox), .str(path), consume options, .string(run.idBox))
             return (runner, .map(node), try body.eval(fp, m), path)
         }
     }
