@@ -16,8 +16,6 @@ public final class FunctionProto: @unchecked Sendable {
     }
     /// `body` without the retain a class property read costs on every call.
     @exclusivity(unchecked) var bodyRef: Unmanaged<Node>
-    /// Parameter slots that a closure captures: boxed into cells on entry.
-    @exclusivity(unchecked) var boxedParameters: [Int] = []
     /// True when the body can suspend (sleep, and later awaits and nodes): such a function
     /// runs on the async path; every other one runs synchronously.
     @exclusivity(unchecked) public internal(set) var isAsync = false
@@ -45,22 +43,67 @@ public final class FunctionProto: @unchecked Sendable {
 
 /// A Flow function value: a prototype and the cells it captured. The first capture is
 /// held inline (most closures capture one variable), so making one allocates no array.
-public final class Closure: @unchecked Sendable {
+///
+/// A closure is also a cell: the first closure that captures a variable, when it captures
+/// nothing else, holds the variable's value itself and the frame's slot refers to it as
+/// the variable's cell (`MakeClosureNode`); it is then its own first capture
+/// (`ownsCapture`).
+public final class Closure: Cell, @unchecked Sendable {
+    /// True when the closure is the cell of the variable it captures. (Declared first, it
+    /// takes the byte after the cell's value, which would otherwise be padding.)
+    let ownsCapture: Bool
     public let proto: FunctionProto
-    let firstCapture: Cell?
-    let moreCaptures: [Cell]
+    /// The first captured cell, unless the closure is that cell (a reference to itself
+    /// would keep it alive forever).
+    ///
+    /// The captures are retained and released by hand: a subclass with two fields to
+    /// release when it is freed was retained and released around them, two atomic
+    /// operations more per closure.
+    private let first: Unmanaged<Cell>?
+    /// Every captured cell, when there are two or more.
+    private let all: Unmanaged<CaptureList>?
+
     init(proto: FunctionProto, captures: [Cell]) {
+        self.ownsCapture = false
         self.proto = proto
-        self.firstCapture = captures.first
-        self.moreCaptures = captures.count > 1 ? Array(captures.dropFirst()) : []
+        self.first = captures.first.map { Unmanaged.passRetained($0) }
+        self.all = captures.count > 1 ? Unmanaged.passRetained(CaptureList(captures)) : nil
+        super.init(.nilValue)
     }
     init(proto: FunctionProto, capture: Cell) {
+        self.ownsCapture = false
         self.proto = proto
-        self.firstCapture = capture
-        self.moreCaptures = []
+        self.first = Unmanaged.passRetained(capture)
+        self.all = nil
+        super.init(.nilValue)
     }
-    var captures: [Cell] { firstCapture.map { [$0] + moreCaptures } ?? [] }
-    var hasCaptures: Bool { firstCapture != nil }
+    /// A closure that is the cell of the one variable it captures, holding `value`.
+    init(proto: FunctionProto, owning value: consuming Value) {
+        self.ownsCapture = true
+        self.proto = proto
+        self.first = nil
+        self.all = nil
+        super.init(value)
+    }
+    deinit {
+        if !ownsCapture { first?.release() }
+        all?.release()
+    }
+
+    /// The cell of the first capture: the closure itself when it owns it.
+    var firstCapture: Cell? {
+        ownsCapture ? self : first?.takeUnretainedValue()
+    }
+    var captures: [Cell] {
+        if let all { return all.takeUnretainedValue().cells }
+        return firstCapture.map { [$0] } ?? []
+    }
+    var hasCaptures: Bool { ownsCapture || first != nil }
+
+    /// The address of the first capture's cell, unretained.
+    @inline(__always) private var firstAddress: UnsafeRawPointer? {
+        ownsCapture ? UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) : first.map { UnsafeRawPointer($0.toOpaque()) }
+    }
 
     /// Places the captured cells in their slots lent, unretained (`Borrow.lend`), for a
     /// synchronous call, during which the caller keeps the closure, and so its cells,
@@ -68,26 +111,33 @@ public final class Closure: @unchecked Sendable {
     /// the slot of a captured variable: it assigns the cell's value.) Returns how many
     /// it lent: none when `Borrow` cannot write a cell, and they are placed retained.
     @inline(__always) func lendCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) -> Int {
-        // The first cell's address, read without binding it (a `let` of it retained it).
-        guard let first = unsafeBitCast(firstCapture, to: UnsafeRawPointer?.self) else { return 0 }
+        guard let first = firstAddress else { return 0 }
         guard Borrow.lend(address: first, tag: Borrow.cellTag, into: fp + arity) else {
             placeCaptures(fp, after: arity)
             return 0
         }
-        if !moreCaptures.isEmpty {
-            for (i, cell) in moreCaptures.enumerated() { _ = Borrow.lend(cell, tag: Borrow.cellTag, into: fp + arity + 1 + i) }
+        guard let all else { return 1 }
+        return all._withUnsafeGuaranteedRef { list in
+            for i in 1..<list.cells.count { _ = Borrow.lend(list.cells[i], tag: Borrow.cellTag, into: fp + arity + i) }
+            return list.cells.count
         }
-        return 1 + moreCaptures.count
     }
 
     /// Places the captured cells in their slots, after the parameters.
     @inline(__always) func placeCaptures(_ fp: UnsafeMutablePointer<Value>, after arity: Int) {
         guard let first = firstCapture else { return }
         fp[arity] = .cell(first)
-        if !moreCaptures.isEmpty {
-            for (i, cell) in moreCaptures.enumerated() { fp[arity + 1 + i] = .cell(cell) }
+        guard let all else { return }
+        all._withUnsafeGuaranteedRef { list in
+            for i in 1..<list.cells.count { fp[arity + i] = .cell(list.cells[i]) }
         }
     }
+}
+
+/// The cells of a closure that captures two or more variables.
+final class CaptureList {
+    let cells: [Cell]
+    init(_ cells: [Cell]) { self.cells = cells }
 }
 
 /// Owns a heap copy of arguments for a builtin that suspends.

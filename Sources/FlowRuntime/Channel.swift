@@ -171,12 +171,11 @@ final class ChannelValue: FlowObject, @unchecked Sendable {
 /// `for await x in ch { … }`: receives until the channel is closed and drained.
 final class ForAwaitNode: Node {
     let slot: Int
-    let boxed: Bool
     let iterable: Node
     let body: Node
     let range: SourceRange
-    init(slot: Int, boxed: Bool, iterable: Node, body: Node, range: SourceRange) {
-        self.slot = slot; self.boxed = boxed; self.iterable = iterable; self.body = body; self.range = range
+    init(slot: Int, iterable: Node, body: Node, range: SourceRange) {
+        self.slot = slot; self.iterable = iterable; self.body = body; self.range = range
         super.init()
         yields = true
     }
@@ -195,7 +194,7 @@ final class ForAwaitNode: Node {
         let ch = try channel(try await run(iterable, fp, m), m)
         while true {
             guard let v = try await ch.receive() else { break }
-            fp[slot] = boxed ? .cell(Cell(v)) : v
+            fp[slot] = v
             _ = try await run(body, fp, m)
             if m.signal != .none && m.endsLoop() { break }
         }

@@ -118,7 +118,6 @@ struct Compiler {
         proto.isFlow = d.kind == .flow
         proto.declarationRange = d.range
         proto.body = tail(d.body.statements[...])
-        proto.boxedParameters = inner.parameters.filter { $0.captured }.map { $0.index }
         proto.frameSize = localBase + inner.maxLocals + maxTemps
         return proto
     }
@@ -214,7 +213,9 @@ struct Compiler {
         case .letDecl(let name, let r, let value):
             let v = value.map { expr($0) } ?? ConstNode(.nilValue)
             if let info = res.decls[r.start], info.function === scope {
-                return marked(info.captured ? CellDeclare(slot(info), v) : LocalSet(slot(info), v), [v])
+                // A captured variable too starts in its slot: the first closure that
+                // captures it boxes it (`MakeClosureNode`).
+                return marked(LocalSet(slot(info), v), [v])
             }
             // A top-level let inside main code compiles through compileMain; nested ones
             // at the top level of main are globals too.
@@ -227,8 +228,9 @@ struct Compiler {
             let info = res.decls[(d.nameRange ?? d.range).start]!
             let make = closure(d)
             if info.captured {
-                // Declare the cell first so the function can call itself.
-                return Block2Node(CellDeclare(slot(info), ConstNode(.nilValue)), CellSet(slot(info), make))
+                // A fresh variable first, which the function captures, so that it can
+                // call itself.
+                return Block2Node(LocalSet(slot(info), ConstNode(.nilValue)), CellSet(slot(info), make))
             }
             return LocalSet(slot(info), make)
         case .whileLoop(let c, let body):
@@ -238,12 +240,11 @@ struct Compiler {
             let it = expr(iterable)
             let first = res.decls[r.start]!
             if isAwait {
-                return ForAwaitNode(slot: slot(first), boxed: first.captured, iterable: it, body: block(body), range: iterable.range)
+                return ForAwaitNode(slot: slot(first), iterable: it, body: block(body), range: iterable.range)
             }
             let secondInfo = second.flatMap { res.decls[$0.1.start] }
             let bn = block(body)
-            return marked(ForNode(first: slot(first), firstBoxed: first.captured,
-                                  second: secondInfo.map { slot($0) }, secondBoxed: secondInfo?.captured ?? false,
+            return marked(ForNode(first: slot(first), second: secondInfo.map { slot($0) },
                                   iterable: it, body: bn, range: iterable.range), [it, bn])
         case .returnStmt(let v):
             let n = v.map { expr($0) }
@@ -446,7 +447,7 @@ struct Compiler {
                 let g = c.guardExpr.map { expr($0) }
                 let b = block(c.body)
                 children.append(g); children.append(b)
-                return TryNode.Clause(slot: info.map { slot($0) }, boxed: info?.captured ?? false, guardNode: g, body: b)
+                return TryNode.Clause(slot: info.map { slot($0) }, guardNode: g, body: b)
             }
             let fn = finally.map { block($0) }
             children.append(fn)
@@ -722,11 +723,11 @@ struct Compiler {
             }
         case .binding(_, let r):
             let v = res.decls[r.start]!
-            return BindPattern(slot: slot(v), boxed: v.captured)
+            return BindPattern(slot: slot(v))
         case .list(let items, let rest, _):
             let restNode = rest.map { r -> BindPattern in
                 let v = res.decls[r.1.start]!
-                return BindPattern(slot: slot(v), boxed: v.captured)
+                return BindPattern(slot: slot(v))
             }
             return ListPattern(items: items.map { pattern($0) }, rest: restNode)
         case .map(let fields, _):

@@ -647,15 +647,13 @@ public final class Interpreter: @unchecked Sendable {
             }
             fp[i] = try d.eval(fp, self)
         }
-        for slot in p.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
     }
 
     /// Finishes the frame of a call whose parameters are in place: the captures after
-    /// them, the parameters that closures capture in cells.
+    /// them.
     @inline(__always)
     func completeFrame(_ c: Closure, _ fp: Frame) {
         c.placeCaptures(fp, after: c.proto.arity)
-        for slot in c.proto.boxedParameters { fp[slot] = .cell(Cell(fp[slot])) }
     }
 
     func arityText(_ p: FunctionProto) -> String {
@@ -855,7 +853,7 @@ final class GlobalCell {
         isDefined = true
         function = Unmanaged.passUnretained(c)
         let p = c.proto
-        if !c.hasCaptures && !p.isAsync && p.boxedParameters.isEmpty {
+        if !c.hasCaptures && !p.isAsync {
             direct = Unmanaged.passUnretained(p)
             directArity = p.arity
             directFrameSize = p.frameSize

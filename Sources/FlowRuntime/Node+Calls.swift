@@ -370,7 +370,13 @@ final class MethodCallNode: Node {
     override var callRange: SourceRange? { range }
 }
 
-/// Makes a closure, capturing the cells in the given slots of the current frame.
+/// Makes a closure, capturing the variables in the given slots of the current frame.
+///
+/// A captured variable lives in its slot until a closure captures it; then it moves into a
+/// cell and the slot refers to the cell, which every later closure shares. The first
+/// closure to capture a variable of its own, when it captures nothing else, is that cell
+/// (`Closure.ownsCapture`): a closure made in a loop for a variable of the loop's body
+/// (`let counter = i; fs.push(fn() { … counter … })`) is one object, not two.
 final class MakeClosureNode: Node {
     let proto: FunctionProto
     let captureSlots: [Int]
@@ -378,14 +384,23 @@ final class MakeClosureNode: Node {
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if captureSlots.isEmpty { return .closure(Closure(proto: proto, captures: [])) }
         if captureSlots.count == 1 {
-            let s = captureSlots[0]
-            if case .cell(let c) = fp[s] { return .closure(Closure(proto: proto, capture: c)) }
-            return .closure(Closure(proto: proto, capture: Cell(fp[s])))
+            let slot = fp + captureSlots[0]
+            if case .cell(let c) = slot.pointee { return .closure(Closure(proto: proto, capture: c)) }
+            let closure = Closure(proto: proto, owning: slot.move())
+            slot.initialize(to: .cell(closure))
+            return .closure(closure)
         }
         var cells: [Cell] = []
         cells.reserveCapacity(captureSlots.count)
         for s in captureSlots {
-            if case .cell(let c) = fp[s] { cells.append(c) } else { cells.append(Cell(fp[s])) }
+            let slot = fp + s
+            if case .cell(let c) = slot.pointee {
+                cells.append(c)
+            } else {
+                let c = Cell(slot.move())
+                slot.initialize(to: .cell(c))
+                cells.append(c)
+            }
         }
         return .closure(Closure(proto: proto, captures: cells))
     }

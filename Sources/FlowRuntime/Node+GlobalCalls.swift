@@ -45,9 +45,6 @@ extension Interpreter {
         var k = argc
         while k < size { (fp + k).initialize(to: .nilValue); k += 1 }
         let lent = c.lendCaptures(fp, after: argc)
-        if !p.boxedParameters.isEmpty {
-            for s in p.boxedParameters { fp[s] = .cell(Cell(fp[s])) }
-        }
         return try execute(p.bodyRef, fp, size: size, lent: argc..<(argc + lent), range) { self.describe(p) }
     }
 

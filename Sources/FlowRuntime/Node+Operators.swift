@@ -290,30 +290,41 @@ final class UpdateLocalNode: Node {
     }
 }
 
-/// `x += e`, `x = x + e` (and -, *) on a captured variable: updated in its cell.
+/// `x += e`, `x = x + e` (and -, *) on a captured variable: updated in its cell, or in its
+/// slot before a closure has boxed it.
 final class UpdateCellNode: Node {
     let slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange
+    let cellTag = Borrow.cellTag
     init(slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange) {
         self.slot = slot; self.value = value; self.op = op; self.range = range
     }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let v = try value.eval(fp, m)
-        guard case .cell(let cell) = fp[slot] else { return .nilValue }
-        if case .int(let x) = cell.value, case .int(let y) = v {
-            let (r, o): (Int, Bool)
-            switch op {
-            case .add: (r, o) = x.addingReportingOverflow(y)
-            case .subtract: (r, o) = x.subtractingReportingOverflow(y)
-            case .multiply: (r, o) = x.multipliedReportingOverflow(by: y)
-            }
-            if !o { cell.value = .int(r); return .nilValue }
-        }
-        switch op {
-        case .add: cell.value = try Ops.add(cell.value, v, range)
-        case .subtract: cell.value = try Ops.subtract(cell.value, v, range)
-        case .multiply: cell.value = try Ops.multiply(cell.value, v, range)
+        // The cell is borrowed from the slot (bound, it was retained and released).
+        if let cell = Borrow.object(fp + slot, cellTag, as: Cell.self) {
+            try cell._withUnsafeGuaranteedRef { $0.value = try updated($0.value, v) }
+        } else if case .cell(let cell) = fp[slot] {
+            cell.value = try updated(cell.value, v)
+        } else {
+            fp[slot] = try updated(fp[slot], v)
         }
         return .nilValue
+    }
+    @inline(__always) private func updated(_ x: Value, _ y: Value) throws -> Value {
+        if case .int(let a) = x, case .int(let b) = y {
+            let (r, o): (Int, Bool)
+            switch op {
+            case .add: (r, o) = a.addingReportingOverflow(b)
+            case .subtract: (r, o) = a.subtractingReportingOverflow(b)
+            case .multiply: (r, o) = a.multipliedReportingOverflow(by: b)
+            }
+            if !o { return .int(r) }
+        }
+        switch op {
+        case .add: return try Ops.add(x, y, range)
+        case .subtract: return try Ops.subtract(x, y, range)
+        case .multiply: return try Ops.multiply(x, y, range)
+        }
     }
 }
 

@@ -109,13 +109,14 @@ final class LocalSet: Node {
     }
 }
 
-/// Reads a variable that lives in a cell (captured by a closure, or captured from one).
+/// Reads a variable that a closure captures (or one captured from an enclosing function):
+/// from its cell once a closure has boxed it, before that from its slot.
 final class CellGet: Node {
     let slot: Int
     init(_ slot: Int) { self.slot = slot }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         if case .cell(let c) = fp[slot] { return c.value }
-        return .nilValue
+        return fp[slot]
     }
 }
 
@@ -125,30 +126,13 @@ final class CellSet: Node {
     init(_ slot: Int, _ value: Node) { self.slot = slot; self.value = value }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         let v = try value.eval(fp, m)
-        if case .cell(let c) = fp[slot] { c.value = v }
+        if case .cell(let c) = fp[slot] { c.value = v } else { fp[slot] = v }
         return .nilValue
     }
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         if a.state == 0, value.yields { a.state = 1; return .child(value) }
         let v = a.state == 0 ? try value.eval(a.fp, f.m) : input
-        if case .cell(let c) = a.fp[slot] { c.value = v }
-        return f.done(.nilValue)
-    }
-}
-
-/// `let x = …` for a captured variable: a fresh cell each time, so closures made in a
-/// loop each see their own variable.
-final class CellDeclare: Node {
-    let slot: Int
-    let value: Node
-    init(_ slot: Int, _ value: Node) { self.slot = slot; self.value = value }
-    override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
-        fp[slot] = .cell(Cell(try value.eval(fp, m)))
-        return .nilValue
-    }
-    override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
-        if a.state == 0, value.yields { a.state = 1; return .child(value) }
-        a.fp[slot] = .cell(Cell(a.state == 0 ? try value.eval(a.fp, f.m) : input))
+        if case .cell(let c) = a.fp[slot] { c.value = v } else { a.fp[slot] = v }
         return f.done(.nilValue)
     }
 }
@@ -410,20 +394,18 @@ final class WhileNode: Node {
 /// `for x in xs`, `for i, x in xs`, `for k, v in map`, `for c in string`.
 final class ForNode: Node {
     let first: Int
-    let firstBoxed: Bool
     let second: Int?
-    let secondBoxed: Bool
     let iterable: Node
     let body: Node
     let range: SourceRange
-    init(first: Int, firstBoxed: Bool, second: Int?, secondBoxed: Bool, iterable: Node, body: Node, range: SourceRange) {
-        self.first = first; self.firstBoxed = firstBoxed; self.second = second; self.secondBoxed = secondBoxed
+    init(first: Int, second: Int?, iterable: Node, body: Node, range: SourceRange) {
+        self.first = first; self.second = second
         self.iterable = iterable; self.body = body; self.range = range
     }
 
     @inline(__always) func bind(_ fp: Frame, _ a: Value, _ b: Value) {
-        fp[first] = firstBoxed ? .cell(Cell(a)) : a
-        if let s = second { fp[s] = secondBoxed ? .cell(Cell(b)) : b }
+        fp[first] = a
+        if let s = second { fp[s] = b }
     }
 
     /// The items to visit, as pairs (index or key, value) produced on demand.
@@ -450,7 +432,7 @@ final class ForNode: Node {
             // Fast path: `for x in list`.
             var i = 0
             while i < l.count {
-                if firstBoxed { fp[first] = .cell(Cell(l[i])) } else { fp[first] = l[i] }
+                fp[first] = l[i]
                 i += 1
                 try body.exec(fp, m)
                 if m.signal != .none && m.endsLoop() { break }
@@ -558,7 +540,6 @@ final class ThrowNode: Node {
 final class TryNode: Node {
     struct Clause {
         let slot: Int?
-        let boxed: Bool
         let guardNode: Node?
         let body: Node
     }
@@ -576,7 +557,7 @@ final class TryNode: Node {
         e.value.trace = e.frames + [TraceFrame(function: function, range: e.pending)].filter { $0.range != nil }
         let v = Value.error(e.value)
         for c in clauses {
-            if let s = c.slot { fp[s] = c.boxed ? .cell(Cell(v)) : v }
+            if let s = c.slot { fp[s] = v }
             if let g = c.guardNode, !(try g.evalBool(fp, m)) { continue }
             return c
         }
@@ -773,10 +754,9 @@ final class WildcardPattern: PatternNode {}
 
 final class BindPattern: PatternNode {
     let slot: Int
-    let boxed: Bool
-    init(slot: Int, boxed: Bool) { self.slot = slot; self.boxed = boxed }
+    init(slot: Int) { self.slot = slot }
     override func match(_ v: Value, _ fp: Frame, _ m: Interpreter) throws -> Bool {
-        fp[slot] = boxed ? .cell(Cell(v)) : v
+        fp[slot] = v
         return true
     }
 }

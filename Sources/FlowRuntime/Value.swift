@@ -242,9 +242,10 @@ public final class ListBox: ManagedBuffer<ListBox.Header, Value>, @unchecked Sen
     public func insert(_ v: Value, at i: Int) { items.insert(v, at: i) }
 }
 
-/// A heap cell holding a variable that a closure captures.
-public final class Cell: @unchecked Sendable {
-    @exclusivity(unchecked) public var value: Value
+/// A heap cell holding a variable that a closure captures. (A closure can be the cell of
+/// the variable it captures: `Closure` is its only subclass.)
+public class Cell: @unchecked Sendable {
+    @exclusivity(unchecked) public final var value: Value
     public init(_ value: Value) { self.value = value }
 }
 
