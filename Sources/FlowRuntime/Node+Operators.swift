@@ -269,8 +269,11 @@ final class UpdateLocalNode: Node {
     init(slot: Int, value: Node, op: ArithLocalLocalNode.Op, range: SourceRange) {
         self.slot = slot; self.value = value; self.op = op; self.range = range
     }
-    override func exec(_ fp: Frame, _ m: Interpreter) throws { _ = try eval(fp, m) }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        try exec(fp, m)
+        return .nilValue
+    }
+    override func exec(_ fp: Frame, _ m: Interpreter) throws {
         let v = try value.eval(fp, m)
         if case .int(let x) = fp[slot], case .int(let y) = v {
             let (r, o): (Int, Bool)
@@ -279,14 +282,13 @@ final class UpdateLocalNode: Node {
             case .subtract: (r, o) = x.subtractingReportingOverflow(y)
             case .multiply: (r, o) = x.multipliedReportingOverflow(by: y)
             }
-            if !o { fp[slot] = .int(r); return .nilValue }
+            if !o { fp[slot] = .int(r); return }
         }
         switch op {
         case .add: fp[slot] = try Ops.add(fp[slot], v, range)
         case .subtract: fp[slot] = try Ops.subtract(fp[slot], v, range)
         case .multiply: fp[slot] = try Ops.multiply(fp[slot], v, range)
         }
-        return .nilValue
     }
 }
 
