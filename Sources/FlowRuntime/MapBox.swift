@@ -36,7 +36,10 @@ public final class MapBox: @unchecked Sendable {
     @exclusivity(unchecked) private var fields: FieldValues?
     /// A shaped record's values when it has at most `inlineFields`: in the map itself, so
     /// a small record is one allocation (unused places are nil).
-    @exclusivity(unchecked) private var inline: (Value, Value, Value, Value) = (.nilValue, .nilValue, .nilValue, .nilValue)
+    /// (Set by every initializer, not given a default: the shaped initializer then moves
+    /// its values in instead of copying them over the default and releasing them.)
+    @exclusivity(unchecked) private var inline: (Value, Value, Value, Value)
+    private static let noInline: (Value, Value, Value, Value) = (.nilValue, .nilValue, .nilValue, .nilValue)
     static let inlineFields = 4
     /// Entries removed from an indexed map stay in `store` as holes (a `.cell` key, which
     /// no real key can be) until they are half of it; then `store` is compacted. Without
@@ -49,10 +52,11 @@ public final class MapBox: @unchecked Sendable {
     /// The name of the `type` this record was built by, if any.
     public var typeName: String?
 
-    public init() {}
+    public init() { inline = MapBox.noInline }
 
     /// A record whose keys are known to be distinct (a literal with constant names).
     init(distinct: [Entry]) {
+        inline = MapBox.noInline
         if distinct.isEmpty { return }
         store = distinct
         sequential = false
@@ -63,6 +67,7 @@ public final class MapBox: @unchecked Sendable {
     /// A record of a literal's names (distinct and interned; at most `linearLimit`) and
     /// their values, in order.
     init(shape: [StringBox], fields: FieldValues) {
+        inline = MapBox.noInline
         if shape.isEmpty { return }
         self.shape = shape
         self.fields = fields
@@ -71,9 +76,9 @@ public final class MapBox: @unchecked Sendable {
 
     /// The same for at most `inlineFields` names: their values in order, nil after them.
     init(shape: [StringBox], _ a: consuming Value, _ b: consuming Value, _ c: consuming Value, _ d: consuming Value) {
+        inline = (a, b, c, d)
         if shape.isEmpty { return }
         self.shape = shape
-        inline = (a, b, c, d)
         sequential = false
     }
 
@@ -99,6 +104,7 @@ public final class MapBox: @unchecked Sendable {
     }
 
     public init(_ pairs: [(String, Value)]) {
+        inline = MapBox.noInline
         for (k, v) in pairs { set(k, v) }
     }
 

@@ -26,12 +26,18 @@ final class NodeNode: Node {
                 throw m.error(ErrorKind.value, "node '\(name)': the engine (std/engine) is not loaded", at: range)
             }
             // Not `(context.scope ?? run.rootScope)`: `??` gives a retained scope.
+            // The scope is borrowed from the context (bound, it was retained and released).
             let path: String
-            if let scope = context.scope { path = scope.next(node: nameBox) } else { path = run.rootScope.next(node: nameBox) }
+            if let scope = context.scope.map(Unmanaged.passUnretained) {
+                path = scope._withUnsafeGuaranteedRef { $0.next(node: nameBox) }
+            } else {
+                path = run.rootScope.next(node: nameBox)
+            }
             // The options move into the step map.
             let options = try self.options.eval(fp, m)
             let node = MapBox(shape: m.keys.step, .string(nameBox), .str(path), consume options, .string(run.idBox))
-            return (runner, .map(node), try body.eval(fp, m), path)
+            // The runner moves into the result (a copy was a retain and a release).
+            return (consume runner, .map(node), try body.eval(fp, m), path)
         }
     }
 
