@@ -36,6 +36,14 @@ class Node {
         return f.done(input)
     }
 
+    /// On a fiber, the node a block runs where it meets this statement, which may
+    /// suspend: the statement itself, or nil when it ran here, its value in `value`. An
+    /// `if` whose condition cannot suspend chooses its branch here, so the branch runs
+    /// without an activation of the `if` (a node of the engine meets two such `if`s).
+    func entry(_ fp: Frame, _ m: Interpreter, value: inout Value) throws -> Unmanaged<Node>? {
+        .passUnretained(self)
+    }
+
     /// Offered an error raised while this node was at work (by its own step or by what
     /// it asked for): what comes next if the node handles it, nil to let it go on.
     func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? { nil }
@@ -211,13 +219,26 @@ final class BlockNode: Node {
         // Statements are read unretained (`NodeArray`): the block keeps them.
         while i < n - 1 {
             i += 1
-            if children.yields(i - 1) { a.state = Int32(i); return .enter(children.ref(i - 1)) }
-            try children.exec(i - 1, fp, m)
+            if children.yields(i - 1) {
+                var unused = Value.nilValue
+                if let next = try children.ref(i - 1)._withUnsafeGuaranteedRef({ try $0.entry(fp, m, value: &unused) }) {
+                    a.state = Int32(i)
+                    return .enter(next)
+                }
+            } else {
+                try children.exec(i - 1, fp, m)
+            }
             if m.signal != .none { return f.done(.nilValue) }
         }
         if n == 0 { return f.done(.nilValue) }
         // The last statement's value is the block's: it runs in the block's place.
-        if children.yields(n - 1) { return .replace(children.ref(n - 1)) }
+        if children.yields(n - 1) {
+            var value = Value.nilValue
+            if let next = try children.ref(n - 1)._withUnsafeGuaranteedRef({ try $0.entry(fp, m, value: &value) }) {
+                return .replace(next)
+            }
+            return f.done(value)
+        }
         return f.done(try children.eval(n - 1, fp, m))
     }
 }
@@ -267,12 +288,20 @@ final class Block2Node: Node {
         let m = f.m
         switch a.state {
         case 0:
-            if first.yields { a.state = 1; return .child(first) }
-            try first.exec(a.fp, m)
+            if first.yields {
+                var unused = Value.nilValue
+                if let next = try first.entry(a.fp, m, value: &unused) { a.state = 1; return .enter(next) }
+            } else {
+                try first.exec(a.fp, m)
+            }
         default: break  // the first statement, which suspended, has finished
         }
         if m.signal != .none { return f.done(.nilValue) }
-        if second.yields { return .become(second) }
+        if second.yields {
+            var value = Value.nilValue
+            if let next = try second.entry(a.fp, m, value: &value) { return .replace(next) }
+            return f.done(value)
+        }
         return f.done(try second.eval(a.fp, m))
     }
 }
@@ -371,6 +400,17 @@ final class IfNode: Node {
         }
         if otherwise.yields { return .become(otherwise) }
         return f.done(try otherwise.eval(a.fp, f.m))
+    }
+    override func entry(_ fp: Frame, _ m: Interpreter, value: inout Value) throws -> Unmanaged<Node>? {
+        if condition.yields { return .passUnretained(self) }
+        if try test(fp, m) {
+            if then.yields { return try then.entry(fp, m, value: &value) }
+            value = try then.eval(fp, m)
+            return nil
+        }
+        if otherwise.yields { return try otherwise.entry(fp, m, value: &value) }
+        value = try otherwise.eval(fp, m)
+        return nil
     }
 }
 
