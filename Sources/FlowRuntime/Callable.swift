@@ -94,10 +94,6 @@ public final class Closure: Cell, @unchecked Sendable {
     var firstCapture: Cell? {
         ownsCapture ? self : first?.takeUnretainedValue()
     }
-    var captures: [Cell] {
-        if let all { return all.takeUnretainedValue().cells }
-        return firstCapture.map { [$0] } ?? []
-    }
     var hasCaptures: Bool { ownsCapture || first != nil }
 
     /// The address of the first capture's cell, unretained.
