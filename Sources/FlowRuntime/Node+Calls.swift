@@ -163,6 +163,11 @@ final class Call0Node: Node {
         a.state = 1
         return f.call(try callee.eval(a.fp, f.m), [], nil)
     }
+    // The same where a block meets the call: no activation when it runs at once.
+    override func entry(_ fp: Frame, _ m: Interpreter, value: inout Value) throws -> Unmanaged<Node>? {
+        if let result = try borrowedCall(fp, m) { value = result; return nil }
+        return .passUnretained(self)
+    }
     override var callRange: SourceRange? { range }
 }
 

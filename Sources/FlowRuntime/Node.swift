@@ -44,6 +44,22 @@ class Node {
         .passUnretained(self)
     }
 
+    /// The same for a statement whose value nobody reads (a block's, a loop's body): an
+    /// assignment gives its value's entry instead of taking an activation of its own, and
+    /// stores the value when the block hands it back (`resumed`).
+    func statementEntry(_ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
+        var unused = Value.nilValue
+        return try entry(fp, m, value: &unused)
+    }
+
+    /// What the statement does with the value of its `statementEntry`, which suspended
+    /// and has finished: nothing, but an assignment stores it.
+    func resumed(_ fp: Frame, _ value: Value) {}
+
+    /// Whether `statementEntry` is an assignment's (its value then goes to `resumed`, so
+    /// a block's last statement cannot run in the block's place).
+    var assigns: Bool { false }
+
     /// Offered an error raised while this node was at work (by its own step or by what
     /// it asked for): what comes next if the node handles it, nil to let it go on.
     func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? { nil }
@@ -115,6 +131,14 @@ final class LocalSet: Node {
         a.fp[slot] = a.state == 0 ? try value.eval(a.fp, f.m) : input
         return f.done(.nilValue)
     }
+    override func statementEntry(_ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
+        var v = Value.nilValue
+        if let next = try value.entry(fp, m, value: &v) { return next }
+        fp[slot] = v
+        return nil
+    }
+    override func resumed(_ fp: Frame, _ value: Value) { fp[slot] = value }
+    override var assigns: Bool { true }
 }
 
 /// Reads a variable that a closure captures (or one captured from an enclosing function):
@@ -141,6 +165,14 @@ final class CellSet: Node {
         assign(a.fp, a.state == 0 ? try value.eval(a.fp, f.m) : input)
         return f.done(.nilValue)
     }
+    override func statementEntry(_ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
+        var v = Value.nilValue
+        if let next = try value.entry(fp, m, value: &v) { return next }
+        assign(fp, v)
+        return nil
+    }
+    override func resumed(_ fp: Frame, _ value: Value) { assign(fp, value) }
+    override var assigns: Bool { true }
     /// Into the variable's cell once a closure has boxed it, before that into its slot.
     @inline(__always) private func assign(_ fp: Frame, _ v: Value) {
         if case .cell(let c) = fp[slot] { c.value = v } else { fp[slot] = v }
@@ -188,7 +220,12 @@ final class GlobalSet: Node {
 final class BlockNode: Node {
     let statements: [Node]
     let children: NodeArray
-    init(_ statements: [Node]) { self.statements = statements; children = NodeArray(statements) }
+    /// The last statement is an assignment (`assigns`): its value is stored, not the block's.
+    let lastAssigns: Bool
+    init(_ statements: [Node]) {
+        self.statements = statements; children = NodeArray(statements)
+        lastAssigns = statements.last?.assigns ?? false
+    }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         var i = 0
         let last = children.count - 1
@@ -208,22 +245,21 @@ final class BlockNode: Node {
             i += 1
         }
     }
+    // State i > 0: statement i - 1 suspended (`statementEntry`) and has given `input`.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         let m = f.m
         let n = children.count
+        let fp = a.fp
         var i = Int(a.state)
         if i > 0 {
-            // Statement i - 1 (not the last, which runs in the block's place) suspended
-            // and has finished.
-            if m.signal != .none { return f.done(.nilValue) }
+            children.ref(i - 1)._withUnsafeGuaranteedRef { $0.resumed(fp, input) }
+            if m.signal != .none || i == n { return f.done(.nilValue) }
         }
-        let fp = a.fp
         // Statements are read unretained (`NodeArray`): the block keeps them.
         while i < n - 1 {
             i += 1
             if children.yields(i - 1) {
-                var unused = Value.nilValue
-                if let next = try children.ref(i - 1)._withUnsafeGuaranteedRef({ try $0.entry(fp, m, value: &unused) }) {
+                if let next = try children.ref(i - 1)._withUnsafeGuaranteedRef({ try $0.statementEntry(fp, m) }) {
                     a.state = Int32(i)
                     return .enter(next)
                 }
@@ -235,6 +271,13 @@ final class BlockNode: Node {
         if n == 0 { return f.done(.nilValue) }
         // The last statement's value is the block's: it runs in the block's place.
         if children.yields(n - 1) {
+            if lastAssigns {
+                if let next = try children.ref(n - 1)._withUnsafeGuaranteedRef({ try $0.statementEntry(fp, m) }) {
+                    a.state = Int32(n)
+                    return .enter(next)
+                }
+                return f.done(.nilValue)
+            }
             var value = Value.nilValue
             if let next = try children.ref(n - 1)._withUnsafeGuaranteedRef({ try $0.entry(fp, m, value: &value) }) {
                 return .replace(next)
@@ -275,7 +318,9 @@ struct LoopBody {
 final class Block2Node: Node {
     let first: Node
     let second: Node
-    init(_ first: Node, _ second: Node) { self.first = first; self.second = second }
+    /// The second statement is an assignment (`assigns`).
+    let secondAssigns: Bool
+    init(_ first: Node, _ second: Node) { self.first = first; self.second = second; secondAssigns = second.assigns }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
         try first.exec(fp, m)
         if m.signal != .none { return .nilValue }
@@ -286,20 +331,29 @@ final class Block2Node: Node {
         if m.signal != .none { return }
         try second.exec(fp, m)
     }
+    // States: 1 the first statement suspended (`statementEntry`), 2 the second, an
+    // assignment, did.
     override func step(_ f: Fiber, _ a: inout Fiber.Activation, _ input: Value) throws -> Step {
         let m = f.m
         switch a.state {
         case 0:
             if first.yields {
-                var unused = Value.nilValue
-                if let next = try first.entry(a.fp, m, value: &unused) { a.state = 1; return .enter(next) }
+                if let next = try first.statementEntry(a.fp, m) { a.state = 1; return .enter(next) }
             } else {
                 try first.exec(a.fp, m)
             }
-        default: break  // the first statement, which suspended, has finished
+        case 1:
+            first.resumed(a.fp, input)
+        default:
+            second.resumed(a.fp, input)
+            return f.done(.nilValue)
         }
         if m.signal != .none { return f.done(.nilValue) }
         if second.yields {
+            if secondAssigns {
+                if let next = try second.statementEntry(a.fp, m) { a.state = 2; return .enter(next) }
+                return f.done(.nilValue)
+            }
             var value = Value.nilValue
             if let next = try second.entry(a.fp, m, value: &value) { return .replace(next) }
             return f.done(value)
@@ -449,12 +503,16 @@ final class WhileNode: Node {
             case 1:
                 if !input.isTruthy { return f.done(.nilValue) }
             default:
+                body.resumed(fp, input)
                 if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
                 state = 0
                 continue
             }
-            if body.yields { a.state = 2; return .child(body) }
-            try body.exec(fp, m)
+            if body.yields {
+                if let next = try body.statementEntry(fp, m) { a.state = 2; return .enter(next) }
+            } else {
+                try body.exec(fp, m)
+            }
             if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
             state = 0
         }
@@ -545,6 +603,7 @@ final class ForNode: Node {
             if case .map = v { pairs = true }
             a.extra = Cursor(try sequence(v, m), pairs: pairs)
         default:
+            body.resumed(fp, input)
             if m.signal != .none && m.endsLoop() { return f.done(.nilValue) }
         }
         // The cursor is lent: the activation keeps it while the loop runs.
@@ -553,8 +612,11 @@ final class ForNode: Node {
                 let (x, y) = cursor.item(cursor.i)
                 cursor.i += 1
                 if cursor.pairs { bind(fp, x, y) } else { bind(fp, y, .nilValue) }
-                if body.yields { a.state = 2; return .child(body) }
-                try body.exec(fp, m)
+                if body.yields {
+                    if let next = try body.statementEntry(fp, m) { a.state = 2; return .enter(next) }
+                } else {
+                    try body.exec(fp, m)
+                }
                 if m.signal != .none && m.endsLoop() { break }
             }
             return f.done(.nilValue)
@@ -670,9 +732,15 @@ final class TryNode: Node {
         let result: Value
         switch a.state {
         case 0:
+            // In the body from here: an error its entry raises is this `try`'s to catch.
             a.state = 1
-            if body.yields { return .child(body) }
-            result = try body.eval(fp, m)
+            if body.yields {
+                var value = Value.nilValue
+                if let next = try body.entry(fp, m, value: &value) { return .enter(next) }
+                result = value
+            } else {
+                result = try body.eval(fp, m)
+            }
         default:
             result = input
         }
