@@ -418,26 +418,30 @@ public final class PathScope: @unchecked Sendable {
             if nodeCounts[i].name === name {
                 let k = nodeCounts[i].count
                 nodeCounts[i].count = k + 1
-                return path(name.value, k)
+                // From the second node of a name on, its path is its stem and the count.
+                if nodeCounts[i].stem == nil { nodeCounts[i].stem = path(name.value, nil) }
+                var stem = nodeCounts[i].stem.unsafelyUnwrapped
+                return stem.withUTF8 { PathScope.path($0, k) }
             }
             i += 1
         }
         // Room for a few names at once: a flow's nodes are a handful of names.
         if nodeCounts.isEmpty { nodeCounts.reserveCapacity(4) }
-        nodeCounts.append((name, 1))
+        nodeCounts.append((name, 1, nil))
         return path(name.value, 0)
     }
-    @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int)] = []
+    /// Each node name met in this scope: how many nodes had it, and, once there was a
+    /// second, their paths before the count (`prefix/name#`; up to 15 bytes it is held
+    /// inline).
+    @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int, stem: String?)] = []
 
-    /// `prefix/name#k`, written byte by byte into a string of the right size: appending
-    /// the pieces cost five appends and a number's description, a path per node.
-    private func path(_ name: String, _ k: Int) -> String {
+    /// `prefix/name#k` (`prefix/name#` for no `k`), written byte by byte into a string of
+    /// the right size: appending the pieces cost five appends and a number's description,
+    /// a path per node.
+    private func path(_ name: String, _ k: Int?) -> String {
         var p = prefix
         var n = name
-        var digits = 1
-        var rest = k / 10
-        while rest > 0 { digits += 1; rest /= 10 }
-        let count = (p.isEmpty ? 0 : p.utf8.count + 1) + n.utf8.count + 1 + digits
+        let count = (p.isEmpty ? 0 : p.utf8.count + 1) + n.utf8.count + 1 + (k.map(PathScope.digits) ?? 0)
         return String(unsafeUninitializedCapacity: count) { out in
             var i = 0
             if !p.isEmpty {
@@ -446,11 +450,33 @@ public final class PathScope: @unchecked Sendable {
             }
             n.withUTF8 { for b in $0 { out[i] = b; i += 1 } }
             out[i] = UInt8(ascii: "#"); i += 1
-            var v = k
-            var j = i + digits - 1
-            repeat { out[j] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; j -= 1 } while v > 0
-            return i + digits
+            guard let k else { return i }
+            return PathScope.write(k, into: out, at: i)
         }
+    }
+
+    /// A node's path: the stem's bytes (`prefix/name#`), then `k`'s digits.
+    private static func path(_ stem: UnsafeBufferPointer<UInt8>, _ k: Int) -> String {
+        String(unsafeUninitializedCapacity: stem.count + digits(k)) { out in
+            out.baseAddress.unsafelyUnwrapped.update(from: stem.baseAddress.unsafelyUnwrapped, count: stem.count)
+            return write(k, into: out, at: stem.count)
+        }
+    }
+
+    @inline(__always) private static func digits(_ k: Int) -> Int {
+        var digits = 1
+        var rest = k / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        return digits
+    }
+
+    /// Writes `k` (not negative) in decimal at `i`; gives the index after it.
+    @inline(__always) private static func write(_ k: Int, into out: UnsafeMutableBufferPointer<UInt8>, at i: Int) -> Int {
+        let end = i + digits(k)
+        var v = k
+        var j = end - 1
+        repeat { out[j] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; j -= 1 } while v > 0
+        return end
     }
 }
 
