@@ -419,21 +419,24 @@ public final class PathScope: @unchecked Sendable {
                 let k = nodeCounts[i].count
                 nodeCounts[i].count = k + 1
                 // From the second node of a name on, its path is its stem and the count.
-                if nodeCounts[i].stem == nil { nodeCounts[i].stem = path(name.value, nil) }
-                var stem = nodeCounts[i].stem.unsafelyUnwrapped
+                while stems.count <= i { stems.append("") }
+                if stems[i].isEmpty { stems[i] = path(name.value, nil) }
+                var stem = stems[i]
                 return stem.withUTF8 { PathScope.path($0, k) }
             }
             i += 1
         }
         // Room for a few names at once: a flow's nodes are a handful of names.
         if nodeCounts.isEmpty { nodeCounts.reserveCapacity(4) }
-        nodeCounts.append((name, 1, nil))
+        nodeCounts.append((name, 1))
         return path(name.value, 0)
     }
-    /// Each node name met in this scope: how many nodes had it, and, once there was a
-    /// second, their paths before the count (`prefix/name#`; up to 15 bytes it is held
-    /// inline).
-    @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int, stem: String?)] = []
+    /// Each node name met in this scope and how many nodes had it.
+    @exclusivity(unchecked) private var nodeCounts: [(name: StringBox, count: Int)] = []
+    /// Once a second node of `nodeCounts[i]`'s name came, `stems[i]` is their paths before
+    /// the count (`prefix/name#`; up to 15 bytes it is held inline), else "". A scope whose
+    /// names are met once each (a run's steps) makes none.
+    @exclusivity(unchecked) private var stems: [String] = []
 
     /// `prefix/name#k` (`prefix/name#` for no `k`), written byte by byte into a string of
     /// the right size: appending the pieces cost five appends and a number's description,
