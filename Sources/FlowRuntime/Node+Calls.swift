@@ -99,9 +99,13 @@ final class CallBuiltinNode: Node {
     /// The slots of the arguments when every one is a plain local (`len(o)`): they are
     /// lent to the builtin, as a method's receiver is (`MethodCallNode.callLent`); else nil.
     let lentSlots: UnsafeMutablePointer<Int>?
+    /// No arguments, and the builtin takes none (`replaying()`, `monotonic()`): its body is
+    /// called at once, with no window, arity check or named arguments to place.
+    let nullary: Bool
     init(_ builtin: Builtin, args: [Node], range: SourceRange) {
         precondition(!builtin.suspends)
         self.builtin = builtin; self.args = NodeArray(args); self.range = range
+        nullary = args.isEmpty && builtin.accepts(0) && !builtin.isMethod
         if !args.isEmpty, args.allSatisfy({ $0 is LocalGet }) {
             let slots = UnsafeMutablePointer<Int>.allocate(capacity: args.count)
             for (i, a) in args.enumerated() { (slots + i).initialize(to: slotOf(a)) }
@@ -112,6 +116,10 @@ final class CallBuiltinNode: Node {
     }
     deinit { lentSlots?.deallocate() }
     override func eval(_ fp: Frame, _ m: Interpreter) throws -> Value {
+        if nullary {
+            var call = BuiltinCall(builtin, base: m.top, count: 0, interpreter: m, range: range)
+            return try builtin.body(&call)
+        }
         let mark = m.top
         let n = args.count
         if let slots = lentSlots {
