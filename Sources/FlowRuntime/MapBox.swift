@@ -110,6 +110,33 @@ public final class MapBox: @unchecked Sendable {
 
     deinit { if let index { Heap.free(index) } }
 
+    // A node keeps the step map it made, and the next node made there reuses it once
+    // nothing else holds it (`NodeNode.prepare`): no one can tell it from a new map.
+
+    /// Still the record its literal made with at most `inlineFields` names: no key added
+    /// or removed, no type name.
+    var isInlineRecord: Bool { shape != nil && fields == nil && typeName == nil }
+
+    /// An inline record's values, all replaced (the old ones released).
+    func refill(_ a: consuming Value, _ b: consuming Value, _ c: consuming Value, _ d: consuming Value) {
+        inline = (a, b, c, d)
+    }
+
+    /// An inline record's field `i`, moved out: nil is left in its place.
+    func takeField(_ i: Int) -> Value {
+        var v = Value.nilValue
+        switch i {
+        case 0: swap(&v, &inline.0)
+        case 1: swap(&v, &inline.1)
+        case 2: swap(&v, &inline.2)
+        default: swap(&v, &inline.3)
+        }
+        return v
+    }
+
+    /// Empty, and never given a type name: as `MapBox()` made it, to a script.
+    var isPlainEmpty: Bool { count == 0 && typeName == nil }
+
     public var count: Int {
         if sequential { return positional.count }
         if let shape { return shape.count }

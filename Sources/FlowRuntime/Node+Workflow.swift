@@ -10,10 +10,38 @@ final class NodeNode: Node {
     let options: Node
     let body: Node
     let range: SourceRange
+    /// The node has no options (`{}`).
+    let optionless: Bool
+    /// The step map of the last node made here. When nothing else holds it any more (the
+    /// engine kept no reference), the next node gets it with its own values: a map and,
+    /// for a node without options, its empty options map, neither allocated nor freed.
+    @exclusivity(unchecked) private var lastStep: MapBox?
     /// `nameBox` is the name interned: paths count nodes by it (`PathScope.next(node:)`).
     init(name: String, nameBox: StringBox, options: Node, body: Node, range: SourceRange) {
         precondition(nameBox.isInterned && nameBox.value == name)
         self.name = name; self.nameBox = nameBox; self.options = options; self.body = body; self.range = range
+        optionless = (options as? RecordNode)?.names.isEmpty ?? false
+    }
+
+    /// The step map `{name, path, options, run}`: the last one made here when no one else
+    /// holds it, else a new one, kept for the next node.
+    @inline(__always)
+    private func stepMap(_ path: String, _ run: Run, _ fp: Frame, _ m: Interpreter) throws -> MapBox {
+        if isKnownUniquelyReferenced(&lastStep), lastStep.unsafelyUnwrapped.isInlineRecord {
+            let step = lastStep.unsafelyUnwrapped
+            var options = step.takeField(2)
+            if optionless, case .map(var o) = consume options, isKnownUniquelyReferenced(&o), o.isPlainEmpty {
+                options = .map(o)
+            } else {
+                options = try self.options.eval(fp, m)
+            }
+            step.refill(.string(nameBox), .str(path), consume options, .string(run.idBox))
+            return step
+        }
+        let options = try self.options.eval(fp, m)
+        let step = MapBox(shape: m.keys.step, .string(nameBox), .str(path), consume options, .string(run.idBox))
+        lastStep = step
+        return step
     }
 
     /// The engine's function, the step map, the body and the node's scope. The run is
@@ -34,8 +62,7 @@ final class NodeNode: Node {
                 path = run.rootScope.next(node: nameBox)
             }
             // The options move into the step map.
-            let options = try self.options.eval(fp, m)
-            let node = MapBox(shape: m.keys.step, .string(nameBox), .str(path), consume options, .string(run.idBox))
+            let node = try stepMap(path, run, fp, m)
             // The runner moves into the result (a copy was a retain and a release).
             return (consume runner, .map(node), try body.eval(fp, m), path)
         }
