@@ -50,7 +50,7 @@ public final class MapBox: @unchecked Sendable {
     @exclusivity(unchecked) private var index: UnsafeMutablePointer<Int32>? = nil
     @exclusivity(unchecked) private var capacity = 0
     /// The name of the `type` this record was built by, if any.
-    public var typeName: String?
+    @exclusivity(unchecked) public var typeName: String?
 
     public init() { inline = MapBox.noInline }
 
