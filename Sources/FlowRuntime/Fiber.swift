@@ -382,8 +382,19 @@ final class Fiber: WaitTarget, LoopWork, @unchecked Sendable {
             }
         }
         if case .builtin(let b) = callee, let prepare = b.prepareWait, named == nil {
-            let (_, args, _) = takeCall()
-            switch try m.preparedWait(b, prepare, args, at: callSite) {
+            let wait: Builtin.Wait
+            if registered == 1 {
+                // `sleep(d)`: the argument is the call's window, with no array made for it.
+                callee = .nilValue
+                registered = -1
+                var a = Value.nilValue
+                swap(&a, &arg0)
+                wait = try withUnsafeMutablePointer(to: &a) { try self.m.preparedWait(b, prepare, base: $0, count: 1, at: callSite) }
+            } else {
+                let (_, args, _) = takeCall()
+                wait = try self.m.preparedWait(b, prepare, args, at: callSite)
+            }
+            switch wait {
             case .work(let work): return .work(work)
             case .timer(let ns): return .park(TimerWait(m.loop, nanoseconds: ns))
             }

@@ -702,14 +702,21 @@ public final class Interpreter: @unchecked Sendable {
     /// The wait of a call of a builtin defined by `defineWaiting`, with positional
     /// arguments (a call with named ones goes through `callBuiltinAsync`), checked.
     func preparedWait(_ b: Builtin, _ prepare: (inout BuiltinCall) throws -> Builtin.Wait, _ args: [Value], at range: SourceRange?) throws -> Builtin.Wait {
-        if !b.accepts(args.count) {
-            throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(args.count)", at: range)
+        try args.withUnsafeBufferPointer { buffer in
+            try preparedWait(b, prepare, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
+                             count: buffer.count, at: range)
         }
-        return try args.withUnsafeBufferPointer { buffer in
-            var call = BuiltinCall(b, base: UnsafeMutablePointer(mutating: buffer.baseAddress ?? UnsafePointer(top)),
-                                   count: buffer.count, interpreter: self, range: range)
-            return try prepare(&call)
+    }
+
+    /// The same with the arguments in a window: `count` values at `base`, which the call
+    /// may take.
+    func preparedWait(_ b: Builtin, _ prepare: (inout BuiltinCall) throws -> Builtin.Wait, base: UnsafeMutablePointer<Value>,
+                      count: Int, at range: SourceRange?) throws -> Builtin.Wait {
+        if !b.accepts(count) {
+            throw error(ErrorKind.type, "\(b.name) takes \(b.arityDescription), found \(count)", at: range)
         }
+        var call = BuiltinCall(b, base: base, count: count, interpreter: self, range: range)
+        return try prepare(&call)
     }
 
     /// Waits for a prepared wait from Swift async code.
