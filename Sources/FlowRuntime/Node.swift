@@ -60,6 +60,15 @@ class Node {
     /// a block's last statement cannot run in the block's place).
     var assigns: Bool { false }
 
+    /// An assignment's `statementEntry`: its value's entry, or nil when the value came at
+    /// once and is stored (`resumed`, as when it comes back later).
+    @inline(__always) final func assignmentEntry(_ value: Node, _ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
+        var v = Value.nilValue
+        if let next = try value.entry(fp, m, value: &v) { return next }
+        resumed(fp, v)
+        return nil
+    }
+
     /// Offered an error raised while this node was at work (by its own step or by what
     /// it asked for): what comes next if the node handles it, nil to let it go on.
     func unwind(_ f: Fiber, _ a: inout Fiber.Activation, _ error: Error) throws -> Step? { nil }
@@ -132,10 +141,7 @@ final class LocalSet: Node {
         return f.done(.nilValue)
     }
     override func statementEntry(_ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
-        var v = Value.nilValue
-        if let next = try value.entry(fp, m, value: &v) { return next }
-        fp[slot] = v
-        return nil
+        try assignmentEntry(value, fp, m)
     }
     override func resumed(_ fp: Frame, _ value: Value) { fp[slot] = value }
     override var assigns: Bool { true }
@@ -166,10 +172,7 @@ final class CellSet: Node {
         return f.done(.nilValue)
     }
     override func statementEntry(_ fp: Frame, _ m: Interpreter) throws -> Unmanaged<Node>? {
-        var v = Value.nilValue
-        if let next = try value.entry(fp, m, value: &v) { return next }
-        assign(fp, v)
-        return nil
+        try assignmentEntry(value, fp, m)
     }
     override func resumed(_ fp: Frame, _ value: Value) { assign(fp, value) }
     override var assigns: Bool { true }
